@@ -1,0 +1,168 @@
+//! Turns the ways io_uring fails into one sentence a person can act on.
+//!
+//! io_uring reports trouble as a bare errno, and the same errno means different
+//! things in different places: EPERM from io_uring_setup is a seccomp filter or
+//! the `kernel.io_uring_disabled` sysctl; ENOMEM from io_uring_register is
+//! usually RLIMIT_MEMLOCK. Every exercise passes its errors through here.
+
+use std::io;
+
+use crate::system;
+
+/// Where to read more: chapter 0 of the book.
+pub const CHAPTER_0: &str = "book/src/ch00-environment.md";
+
+/// The reason io_uring_setup(2) failed with `err`, with the remedy, as one line.
+pub fn explain_setup_failure(err: &io::Error) -> String {
+    let errno = err.raw_os_error().unwrap_or(0);
+    let name = system::errno_name(errno);
+    let why = match errno {
+        libc::EPERM => explain_eperm(),
+        libc::ENOSYS => explain_enosys(),
+        libc::ENOMEM => format!(
+            "the kernel refused the ring's memory; RLIMIT_MEMLOCK is {} and \
+             CAP_IPC_LOCK is {}. Fix: raise the limit (`ulimit -l 65536`, or \
+             `--ulimit memlock=-1` for docker run)",
+            system::human_bytes(system::memlock_limit().ok().and_then(|l| l.soft)),
+            if system::has_cap_ipc_lock() {
+                "held"
+            } else {
+                "not held"
+            }
+        ),
+        libc::EINVAL => "the kernel rejected the ring's parameters; it may be older \
+                         than this feature needs (run `cargo run -- doctor`)"
+            .into(),
+        _ => "run `cargo run -- doctor` to check the environment".into(),
+    };
+    format!("io_uring_setup failed with {name} ({err}): {why}")
+}
+
+fn explain_eperm() -> String {
+    match system::io_uring_disabled() {
+        Some(2) => {
+            return "io_uring is disabled on this machine (kernel.io_uring_disabled = 2). \
+                    Fix: `sudo sysctl kernel.io_uring_disabled=0`"
+                .into()
+        }
+        Some(1) if !allowed_when_restricted() => {
+            return "io_uring is restricted to one group (kernel.io_uring_disabled = 1) \
+                    and this process is not in it. Fix: `sudo sysctl \
+                    kernel.io_uring_disabled=0`, or join the group in \
+                    kernel.io_uring_group"
+                .into()
+        }
+        _ => {}
+    }
+    if system::seccomp_mode() == Some(2) {
+        return "a seccomp filter blocks io_uring (Docker's default profile does since \
+                Docker 25). Fix: run the container with `--security-opt \
+                seccomp=docker/seccomp-io_uring.json` (docker compose in this \
+                repository does)"
+            .into();
+    }
+    format!(
+        "not a seccomp filter nor the io_uring_disabled sysctl; a Linux security \
+         module (SELinux, AppArmor) may deny it. See {CHAPTER_0}"
+    )
+}
+
+fn allowed_when_restricted() -> bool {
+    if system::has_cap_sys_admin() {
+        return true;
+    }
+    match system::io_uring_group() {
+        Some(gid) if gid >= 0 => system::in_group(gid as u32),
+        _ => false,
+    }
+}
+
+fn explain_enosys() -> String {
+    if system::seccomp_mode() == Some(2) {
+        return "a seccomp filter answers io_uring calls with ENOSYS, as if the kernel \
+                had no io_uring. Fix: run the container with `--security-opt \
+                seccomp=docker/seccomp-io_uring.json`"
+            .into();
+    }
+    format!(
+        "this kernel ({}) was built without io_uring (CONFIG_IO_URING) or predates \
+         5.1. Fix: use a kernel of 5.19 or newer",
+        system::kernel_release()
+    )
+}
+
+/// An `anyhow::Error` for a failed io_uring_setup, ready for `?`:
+/// `IoUring::new(8).map_err(diagnose::setup)?`.
+pub fn setup(err: io::Error) -> anyhow::Error {
+    anyhow::anyhow!(explain_setup_failure(&err))
+}
+
+/// An `anyhow::Error` for a failed buffer registration of `bytes` bytes.
+pub fn register_buffers(err: io::Error, bytes: usize) -> anyhow::Error {
+    let errno = err.raw_os_error().unwrap_or(0);
+    if errno == libc::ENOMEM && !system::has_cap_ipc_lock() {
+        let limit = system::memlock_limit().ok().and_then(|l| l.soft);
+        return anyhow::anyhow!(
+            "registering {} of buffers failed with ENOMEM: registered buffers are \
+             charged to RLIMIT_MEMLOCK ({}) because this process lacks CAP_IPC_LOCK. \
+             Fix: `ulimit -l {}` (or `--ulimit memlock=-1` for docker run), or use \
+             smaller buffers",
+            system::human_bytes(Some(bytes as u64)),
+            system::human_bytes(limit),
+            (bytes as u64).div_ceil(1024) * 2
+        );
+    }
+    anyhow::anyhow!(
+        "io_uring_register(IORING_REGISTER_BUFFERS, {}) failed with {} ({err})",
+        system::human_bytes(Some(bytes as u64)),
+        system::errno_name(errno)
+    )
+}
+
+/// An `anyhow::Error` for an opcode the running kernel does not know.
+pub fn unsupported_opcode(opcode: &str, since: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "this kernel ({}) does not support {opcode}, which needs Linux {since}. \
+         Fix: run a newer kernel; `cargo run -- doctor` lists what is missing",
+        system::kernel_release()
+    )
+}
+
+/// The error a CQE's negative `res` stands for.
+pub fn cqe_error(res: i32) -> io::Error {
+    io::Error::from_raw_os_error(-res)
+}
+
+/// `EISDIR (Is a directory)`: the symbolic name first, then the text.
+pub fn errno_text(err: &io::Error) -> String {
+    match err.raw_os_error() {
+        Some(errno) => {
+            let text = err.to_string();
+            let text = text.split(" (os error").next().unwrap_or(&text).to_string();
+            format!("{} ({text})", system::errno_name(errno))
+        }
+        None => err.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enosys_names_the_errno_and_a_remedy() {
+        let msg = explain_setup_failure(&io::Error::from_raw_os_error(libc::ENOSYS));
+        assert!(
+            msg.starts_with("io_uring_setup failed with ENOSYS"),
+            "{msg}"
+        );
+        assert!(msg.contains("Fix:"), "{msg}");
+        assert!(!msg.contains('\n'));
+    }
+
+    #[test]
+    fn errno_text_is_name_then_words() {
+        let err = io::Error::from_raw_os_error(libc::EISDIR);
+        assert_eq!(errno_text(&err), "EISDIR (Is a directory)");
+    }
+}

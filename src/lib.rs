@@ -1,0 +1,13 @@
+//! The companion crate of *uring-book*: the exercises, servers and benchmarks
+//! that the chapters of the book show and explain.
+//!
+//! The book's listings are compiled as separate programs that link this crate,
+//! so modules refer to each other as `uring_book::...`, which works both here
+//! and in a listing.
+
+extern crate self as uring_book;
+
+pub mod diagnose;
+pub mod doctor;
+pub mod exercises;
+pub mod system;

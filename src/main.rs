@@ -1,0 +1,102 @@
+//! `uring-book`: run the book's exercises.
+//!
+//! `cargo run` runs every exercise in order, `cargo run -- N` runs one,
+//! `cargo run -- doctor` checks the machine. Exit codes: 0 success, 1 an
+//! exercise or check failed, 2 a bad command line.
+
+use std::process::ExitCode;
+
+use clap::error::ErrorKind;
+use clap::Command;
+use uring_book::{doctor, exercises};
+
+fn cli() -> Command {
+    let mut cmd = Command::new("uring-book")
+        .about("Learn Linux io_uring from Rust: the exercises of the uring-book tutorial")
+        .long_about(
+            "Learn Linux io_uring from Rust: the exercises of the uring-book tutorial.\n\n\
+             Without a command, every exercise runs in order with its defaults.",
+        )
+        .version(env!("CARGO_PKG_VERSION"))
+        .subcommand(
+            Command::new("doctor").about("Check that this machine can run io_uring and every chapter"),
+        );
+    for exercise in exercises::EXERCISES {
+        cmd = cmd.subcommand(exercise.command());
+    }
+    cmd
+}
+
+fn main() -> ExitCode {
+    let matches = match cli().try_get_matches() {
+        Ok(matches) => matches,
+        Err(err) => return usage_error(err),
+    };
+    let result = match matches.subcommand() {
+        None => run_all(),
+        Some(("doctor", _)) => {
+            return if doctor::run() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            };
+        }
+        Some((name, sub)) => match exercises::find(name) {
+            Some(exercise) => (exercise.run)(sub),
+            None => unreachable!("clap accepts only registered subcommands"),
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // `{:#}` puts the whole chain of causes on one line.
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_all() -> anyhow::Result<()> {
+    for exercise in exercises::EXERCISES {
+        println!("== Exercise {}: {}\n", exercise.number, exercise.about);
+        exercise.run_in_all()?;
+        println!();
+    }
+    Ok(())
+}
+
+/// clap's errors span several lines; a bad command line gets one.
+fn usage_error(err: clap::Error) -> ExitCode {
+    match err.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = err.print();
+            return ExitCode::SUCCESS;
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = err.print();
+            return ExitCode::from(2);
+        }
+        _ => {}
+    }
+    let line = match err.kind() {
+        ErrorKind::InvalidSubcommand => {
+            let known: Vec<&str> =
+                exercises::EXERCISES.iter().map(|e| e.number).collect();
+            let what = err
+                .get(clap::error::ContextKind::InvalidSubcommand)
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            format!(
+                "no exercise or command '{what}' (exercises: {}; also: doctor); see --help",
+                if known.is_empty() { "none yet".to_string() } else { known.join(", ") }
+            )
+        }
+        _ => {
+            let text = err.render().to_string();
+            let first = text.lines().next().unwrap_or("bad arguments");
+            format!("{}; see --help", first.trim_start_matches("error: "))
+        }
+    };
+    eprintln!("error: {line}");
+    ExitCode::from(2)
+}
