@@ -97,6 +97,14 @@ pub fn setup(err: io::Error) -> anyhow::Error {
     anyhow::anyhow!(explain_setup_failure(&err))
 }
 
+/// A tokio-uring runtime, or the diagnosis of why io_uring is unavailable.
+///
+/// `tokio_uring::start` unwraps the error of io_uring_setup and panics; the
+/// exercises build the runtime this way instead and `block_on` it.
+pub fn tokio_uring_runtime(entries: u32) -> anyhow::Result<tokio_uring::Runtime> {
+    tokio_uring::Runtime::new(tokio_uring::builder().entries(entries)).map_err(setup)
+}
+
 /// An `anyhow::Error` for a failed buffer registration of `bytes` bytes.
 pub fn register_buffers(err: io::Error, bytes: usize) -> anyhow::Error {
     let errno = err.raw_os_error().unwrap_or(0);
