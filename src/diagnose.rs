@@ -14,15 +14,23 @@ pub const CHAPTER_0: &str = "book/src/ch00-environment.md";
 
 /// The reason io_uring_setup(2) failed with `err`, with the remedy, as one line.
 pub fn explain_setup_failure(err: &io::Error) -> String {
+    format!(
+        "io_uring_setup failed with {}: {}",
+        errno_text(err),
+        setup_failure_reason(err)
+    )
+}
+
+/// Why io_uring_setup(2) failed with `err` and what to do, without the errno.
+pub fn setup_failure_reason(err: &io::Error) -> String {
     let errno = err.raw_os_error().unwrap_or(0);
-    let name = system::errno_name(errno);
-    let why = match errno {
+    match errno {
         libc::EPERM => explain_eperm(),
         libc::ENOSYS => explain_enosys(),
         libc::ENOMEM => format!(
-            "the kernel refused the ring's memory; RLIMIT_MEMLOCK is {} and \
-             CAP_IPC_LOCK is {}. Fix: raise the limit (`ulimit -l 65536`, or \
-             `--ulimit memlock=-1` for docker run)",
+            "the ring's memory is charged to RLIMIT_MEMLOCK ({}) and CAP_IPC_LOCK \
+             is {}. Fix: raise the limit (`ulimit -l 8192`, or `--ulimit \
+             memlock=-1` for docker run)",
             system::human_bytes(system::memlock_limit().ok().and_then(|l| l.soft)),
             if system::has_cap_ipc_lock() {
                 "held"
@@ -34,8 +42,7 @@ pub fn explain_setup_failure(err: &io::Error) -> String {
                          than this feature needs (run `cargo run -- doctor`)"
             .into(),
         _ => "run `cargo run -- doctor` to check the environment".into(),
-    };
-    format!("io_uring_setup failed with {name} ({err}): {why}")
+    }
 }
 
 fn explain_eperm() -> String {

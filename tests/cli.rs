@@ -1,0 +1,120 @@
+//! The command line as a user meets it: help, bad arguments, doctor.
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_uring-book");
+
+fn run(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn an_unknown_exercise_is_one_line_and_exit_2() {
+    let (code, stdout, stderr) = run(&["42"]);
+    assert_eq!(code, Some(2));
+    assert!(stdout.is_empty());
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: no exercise or command '42'"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_bad_flag_is_one_line_and_exit_2() {
+    let (code, _, stderr) = run(&["--frobnicate"]);
+    assert_eq!(code, Some(2));
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--frobnicate"), "{stderr}");
+}
+
+#[test]
+fn help_lists_doctor_and_every_exercise_one_line_each() {
+    let (code, stdout, _) = run(&["--help"]);
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("doctor"), "{stdout}");
+    for exercise in uring_book::exercises::EXERCISES {
+        let line = stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{} ", exercise.number)))
+            .unwrap_or_else(|| {
+                panic!("exercise {} is not in --help:\n{stdout}", exercise.number)
+            });
+        assert!(line.contains(exercise.about), "{line}");
+    }
+}
+
+#[test]
+fn every_exercise_has_its_own_help() {
+    for exercise in uring_book::exercises::EXERCISES {
+        let (code, stdout, _) = run(&[exercise.number, "--help"]);
+        assert_eq!(code, Some(0), "exercise {}", exercise.number);
+        assert!(stdout.contains(exercise.about), "{stdout}");
+    }
+}
+
+#[test]
+fn doctor_passes_on_a_machine_with_io_uring() {
+    let (code, stdout, _) = run(&["doctor"]);
+    assert_eq!(code, Some(0), "{stdout}");
+    for name in [
+        "kernel",
+        "io_uring_disabled",
+        "seccomp",
+        "io_uring_setup",
+        "opcodes",
+    ] {
+        assert!(
+            stdout.contains(&format!("ok    {name:<18}")),
+            "{name}:\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("RLIMIT_MEMLOCK"), "{stdout}");
+    assert!(stdout.contains("RLIMIT_NOFILE"), "{stdout}");
+    assert!(
+        stdout.ends_with("Everything the book needs is here.\n"),
+        "{stdout}"
+    );
+    assert!(stdout.lines().all(|l| l.len() <= 90), "{stdout}");
+}
+
+/// Without CAP_IPC_LOCK and with a small RLIMIT_MEMLOCK, registering 1 MiB of
+/// buffers fails with ENOMEM; with a limit of 0 even io_uring_setup does.
+#[test]
+fn doctor_explains_a_small_memlock_limit() {
+    let drop_cap = [
+        "--inh-caps=-ipc_lock",
+        "--bounding-set=-ipc_lock",
+        "prlimit",
+    ];
+    let mut args: Vec<&str> = drop_cap.to_vec();
+    args.extend(["--memlock=65536", BIN, "doctor"]);
+    let out = Command::new("setpriv").args(&args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAIL  register_buffers   1 MiB failed with ENOMEM"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("RLIMIT_MEMLOCK (64 KiB)"), "{stdout}");
+    assert!(stdout.contains("ulimit -l"), "{stdout}");
+
+    let mut args: Vec<&str> = drop_cap.to_vec();
+    args.extend(["--memlock=0", BIN, "doctor"]);
+    let out = Command::new("setpriv").args(&args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAIL  io_uring_setup     failed with ENOMEM"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("charged to RLIMIT_MEMLOCK (0 bytes)"),
+        "{stdout}"
+    );
+}
