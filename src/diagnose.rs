@@ -7,7 +7,7 @@
 
 use std::io;
 
-use crate::system;
+use uring_book::system;
 
 /// Where to read more: chapter 0 of the book.
 pub const CHAPTER_0: &str = "book/src/ch00-environment.md";
@@ -45,6 +45,7 @@ pub fn setup_failure_reason(err: &io::Error) -> String {
     }
 }
 
+// ANCHOR: eperm
 fn explain_eperm() -> String {
     match system::io_uring_disabled() {
         Some(2) => {
@@ -73,6 +74,7 @@ fn explain_eperm() -> String {
          module (SELinux, AppArmor) may deny it. See {CHAPTER_0}"
     )
 }
+// ANCHOR_END: eperm
 
 fn allowed_when_restricted() -> bool {
     if system::has_cap_sys_admin() {

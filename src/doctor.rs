@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use io_uring::{opcode, register::Probe, IoUring};
 
-use crate::{diagnose, system};
+use uring_book::{diagnose, system};
 
 /// The oldest kernel on which every chapter runs (multishot recv is 6.0;
 /// buffer rings and multishot accept are 5.19).
@@ -156,6 +156,7 @@ fn seccomp() -> Check {
     }
 }
 
+// ANCHOR: probe
 fn opcodes(ring: &IoUring) -> Check {
     let mut probe = Probe::new();
     if let Err(err) = ring.submitter().register_probe(&mut probe) {
@@ -189,10 +190,12 @@ fn opcodes(ring: &IoUring) -> Check {
         .fix("use Linux 6.0 or newer")
     }
 }
+// ANCHOR_END: probe
 
 /// Chapter 3 registers buffers of this size; doctor tries the same.
 pub const REGISTERED_BYTES: usize = 1 << 20;
 
+// ANCHOR: registration
 fn registration(ring: &IoUring) -> Check {
     const NAME: &str = "register_buffers";
     let mut buf = vec![0u8; REGISTERED_BYTES];
@@ -217,6 +220,7 @@ fn registration(ring: &IoUring) -> Check {
         )),
     }
 }
+// ANCHOR_END: registration
 
 fn memlock() -> Check {
     const NAME: &str = "RLIMIT_MEMLOCK";

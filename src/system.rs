@@ -34,6 +34,7 @@ pub fn kernel_version() -> Option<(u32, u32)> {
     parse_version(&kernel_release())
 }
 
+// ANCHOR: io_uring_disabled
 /// `/proc/sys/kernel/io_uring_disabled` (kernel 6.6+): 0 allows every
 /// process, 1 only members of `kernel.io_uring_group` and CAP_SYS_ADMIN, 2 no one.
 /// `None` when the file does not exist (an older kernel: nothing to disable).
@@ -42,6 +43,7 @@ pub fn io_uring_disabled() -> Option<u32> {
         .ok()
         .and_then(|s| s.trim().parse().ok())
 }
+// ANCHOR_END: io_uring_disabled
 
 /// `/proc/sys/kernel/io_uring_group`: the group allowed to use io_uring when
 /// `io_uring_disabled` is 1 (-1 means none).
@@ -60,10 +62,12 @@ fn status_field(name: &str) -> Option<String> {
     })
 }
 
+// ANCHOR: seccomp_mode
 /// The seccomp mode of this process: 0 none, 1 strict, 2 filter.
 pub fn seccomp_mode() -> Option<u32> {
     status_field("Seccomp")?.parse().ok()
 }
+// ANCHOR_END: seccomp_mode
 
 /// Whether the effective capability set holds capability number `cap`.
 pub fn has_capability(cap: u32) -> bool {
