@@ -1,4 +1,4 @@
-//! Listing 0-3: ask the running kernel which operations it knows.
+//! Ask the running kernel which operations it knows.
 use io_uring::{opcode, register::Probe, IoUring};
 
 fn main() -> anyhow::Result<()> {

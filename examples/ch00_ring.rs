@@ -1,4 +1,4 @@
-//! Listing 0-1: ask the kernel for a ring, and say why if it refuses.
+//! Ask the kernel for a ring, and say why if it refuses.
 use io_uring::IoUring;
 
 fn main() {
