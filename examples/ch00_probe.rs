@@ -16,7 +16,11 @@ fn main() -> anyhow::Result<()> {
         ("FixedFdInstall (6.8)", opcode::FixedFdInstall::CODE),
     ];
     for (name, code) in ops {
-        let answer = if probe.is_supported(code) { "yes" } else { "no" };
+        let answer = if probe.is_supported(code) {
+            "yes"
+        } else {
+            "no"
+        };
         println!("{name:<22} {answer}");
     }
     Ok(())

@@ -6,7 +6,10 @@ fn main() {
         Ok(ring) => ring,
         Err(err) => {
             // EPERM, ENOSYS or ENOMEM, each with its cause and remedy.
-            eprintln!("error: {}", uring_book::diagnose::explain_setup_failure(&err));
+            eprintln!(
+                "error: {}",
+                uring_book::diagnose::explain_setup_failure(&err)
+            );
             std::process::exit(1);
         }
     };
