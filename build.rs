@@ -59,7 +59,7 @@ fn write_if_changed(path: &Path, content: &str) {
 
 /// Expands `{{#include ...}}` and `{{#rustdoc_include ...}}` the way mdBook
 /// 0.5 does, recursively (mdBook stops at depth 10).
-fn expand(text: &str, base: &Path, depth: usize) -> Result<String, String> {
+pub(crate) fn expand(text: &str, base: &Path, depth: usize) -> Result<String, String> {
     if depth > 10 {
         return Err("includes nested more than 10 deep".into());
     }
