@@ -181,7 +181,10 @@ pub fn read_to_end(
         let n = match cqe.result() {
             res if res < 0 => {
                 let err = diagnose::cqe_error(res);
-                return Err(anyhow!("{} (in the CQE: res={res})", diagnose::errno_text(&err)));
+                return Err(anyhow!(
+                    "{} (in the CQE: res={res})",
+                    diagnose::errno_text(&err)
+                ));
             }
             0 => return Ok((content, cqes)),
             n => n as usize,

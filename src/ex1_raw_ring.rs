@@ -145,7 +145,8 @@ pub fn run() -> anyhow::Result<()> {
     // ANCHOR: setup
     let mut p = Params::default();
     // SAFETY: io_uring_setup reads and fills one io_uring_params.
-    let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 4u32, &mut p as *mut Params) };
+    let fd =
+        unsafe { libc::syscall(libc::SYS_io_uring_setup, 4u32, &mut p as *mut Params) };
     if fd < 0 {
         return Err(diagnose::setup(io::Error::last_os_error()));
     }
@@ -186,7 +187,12 @@ pub fn run() -> anyhow::Result<()> {
     // The heads and tails are u32s that both sides update: atomics.
     // SAFETY: the offsets come from the kernel and lie inside the mappings,
     // which outlive these references.
-    let (sq_head, sq_tail, cq_head, cq_tail): (&AtomicU32, &AtomicU32, &AtomicU32, &AtomicU32) = unsafe {
+    let (sq_head, sq_tail, cq_head, cq_tail): (
+        &AtomicU32,
+        &AtomicU32,
+        &AtomicU32,
+        &AtomicU32,
+    ) = unsafe {
         (
             &*sq.at(s.head),
             &*sq.at(s.tail),
@@ -195,7 +201,8 @@ pub fn run() -> anyhow::Result<()> {
         )
     };
     // SAFETY: as above; the masks never change after setup.
-    let (sq_mask, cq_mask) = unsafe { (*sq.at::<u32>(s.ring_mask), *cq.at::<u32>(c.ring_mask)) };
+    let (sq_mask, cq_mask) =
+        unsafe { (*sq.at::<u32>(s.ring_mask), *cq.at::<u32>(c.ring_mask)) };
     let sq_array = sq.at::<u32>(s.array);
     let show = |when: &str| {
         println!(
@@ -230,7 +237,9 @@ pub fn run() -> anyhow::Result<()> {
     // Release: the SQE and the index written above are visible to the kernel
     // before the new tail is (it reads the tail with smp_load_acquire).
     sq_tail.store(tail.wrapping_add(1), Ordering::Release);
-    show(&format!("after pushing a NOP (array[{position}] = {slot}):"));
+    show(&format!(
+        "after pushing a NOP (array[{position}] = {slot}):"
+    ));
     // ANCHOR_END: push
 
     // ANCHOR: enter
