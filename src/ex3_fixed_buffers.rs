@@ -246,7 +246,8 @@ fn describe(variant: Variant) -> &'static str {
 
 // ANCHOR: measure
 /// Times `ops` reads of MEASURE_READ bytes from `file` (registered as file 0)
-/// into `buf` (registered buffer 0), BATCH per io_uring_enter.
+/// into `buf` (registered buffer 0), BATCH (or the SQ size, if smaller) per
+/// io_uring_enter.
 pub fn measure(
     ring: &mut IoUring,
     file: &File,
@@ -258,10 +259,11 @@ pub fn measure(
     let slots = (buf.len() / len) as u64; // read the first `buf.len()` bytes of the file
     let (fd, fixed) = (types::Fd(file.as_raw_fd()), types::Fixed(0));
     let ptr = buf.as_mut_ptr();
+    let most = BATCH.min(ring.params().sq_entries() as usize);
     let start = Instant::now();
     let mut issued = 0;
     while issued < ops {
-        let batch = BATCH.min(ops - issued);
+        let batch = most.min(ops - issued);
         for k in 0..batch {
             let offset = (issued + k) as u64 % slots * len as u64;
             let l = len as u32;
