@@ -39,8 +39,9 @@ pub struct Completion {
 /// summarised, so that reading a video or a log of gigabytes stays readable.
 pub const PRINT_LIMIT: usize = 4096;
 
-/// CQEs shown at the start and at the end of a long run; the rest are counted.
-const CQES_SHOWN: usize = 8;
+/// CQEs shown at the start and at the end of a run of more than three times
+/// as many; the ones between are counted, not shown.
+const CQES_SHOWN: usize = 5;
 
 /// The default file: three lines, so that the default 64-byte buffer takes
 /// several reads and the last one is short.
@@ -82,8 +83,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let (content, cqes) = read_to_end(&mut ring, &file, args.buf_size as usize)
         .with_context(|| format!("reading {}", path.display()))?;
 
+    let hidden = match cqes.len() {
+        n if n > 3 * CQES_SHOWN => n - 2 * CQES_SHOWN,
+        _ => 0,
+    };
     for (i, cqe) in cqes.iter().enumerate() {
-        let hidden = cqes.len().saturating_sub(2 * CQES_SHOWN);
         if hidden > 0 && i == CQES_SHOWN {
             println!("... {hidden} more CQEs like these ...");
         }
@@ -157,21 +161,22 @@ pub fn read_to_end(
         // ANCHOR_END: push
 
         // ANCHOR: submit
-        // io_uring_enter(2): submit the SQE and wait until one CQE is there.
-        // A signal can interrupt the wait (EINTR); the SQE was already
-        // consumed, so waiting again submits nothing new.
-        while let Err(err) = ring.submit_and_wait(1) {
-            if err.kind() != io::ErrorKind::Interrupted {
-                return Err(err).context("io_uring_enter");
+        // io_uring_enter(2): submit the SQE and wait for one CQE. A signal can
+        // cut the wait short (EINTR, or a return before the CQE is there);
+        // the SQE has been consumed by then, so waiting again is all it takes.
+        let cqe = loop {
+            if let Err(err) = ring.submit_and_wait(1) {
+                if err.kind() != io::ErrorKind::Interrupted {
+                    return Err(err).context("io_uring_enter");
+                }
             }
-        }
+            if let Some(cqe) = ring.completion().next() {
+                break cqe;
+            }
+        };
         // ANCHOR_END: submit
 
         // ANCHOR: reap
-        let cqe = ring
-            .completion()
-            .next()
-            .context("no CQE after submit_and_wait(1)")?;
         cqes.push(Completion {
             user_data: cqe.user_data(),
             res: cqe.result(),

@@ -165,9 +165,7 @@ pub fn run() -> anyhow::Result<()> {
         "cq_off: head={} tail={} ring_mask={} ring_entries={} overflow={} cqes={} flags={}",
         c.head, c.tail, c.ring_mask, c.ring_entries, c.overflow, c.cqes, c.flags
     );
-    // ANCHOR_END: setup
 
-    // ANCHOR: mmap
     let sq_len = s.array as usize + p.sq_entries as usize * size_of::<u32>();
     let sqes_len = p.sq_entries as usize * size_of::<Sqe>();
     let cq_len = c.cqes as usize + p.cq_entries as usize * size_of::<Cqe>();
@@ -182,7 +180,7 @@ pub fn run() -> anyhow::Result<()> {
          (single mmap possible: {})",
         p.features & IORING_FEAT_SINGLE_MMAP != 0
     );
-    // ANCHOR_END: mmap
+    // ANCHOR_END: setup
 
     // The heads and tails are u32s that both sides update: atomics.
     // SAFETY: the offsets come from the kernel and lie inside the mappings,
@@ -240,9 +238,7 @@ pub fn run() -> anyhow::Result<()> {
     show(&format!(
         "after pushing a NOP (array[{position}] = {slot}):"
     ));
-    // ANCHOR_END: push
 
-    // ANCHOR: enter
     // io_uring_enter(fd, to_submit, min_complete, flags, sigset, sigset size)
     // SAFETY: plain syscall; no signal mask is passed.
     let submitted = unsafe {
@@ -260,7 +256,7 @@ pub fn run() -> anyhow::Result<()> {
         return Err(io::Error::last_os_error()).context("io_uring_enter");
     }
     show(&format!("after io_uring_enter (returned {submitted}):"));
-    // ANCHOR_END: enter
+    // ANCHOR_END: push
 
     // ANCHOR: reap
     // Acquire pairs with the kernel's store-release of the CQ tail: the CQE

@@ -114,7 +114,7 @@ pub fn run_batch(
     // More operations in flight than CQ entries could overflow the CQ.
     let cq_room = ring.params().cq_entries() as usize;
     let mut todo: VecDeque<usize> = (0..ops.len()).collect();
-    let mut in_flight = 0;
+    let (mut in_flight, mut failed) = (0, None);
     while !todo.is_empty() || in_flight > 0 {
         // ANCHOR: queue
         while in_flight < cq_room {
@@ -135,9 +135,9 @@ pub fn run_batch(
         // ANCHOR_END: queue
 
         // ANCHOR: reap
-        // One io_uring_enter submits what is queued and waits for all of it.
+        // One io_uring_enter submits what is queued and waits for all of it
+        // (a signal may end the wait early: the loop then waits again).
         enter(ring, in_flight, &mut stats)?;
-        let mut failed = None;
         for cqe in ring.completion() {
             in_flight -= 1;
             // user_data says which op this is: CQEs come in any order.
@@ -166,13 +166,17 @@ pub fn run_batch(
                 }
             }
         }
-        // Every CQE is reaped before giving up: nothing is left in flight.
-        if let Some(err) = failed {
-            return Err(err);
+        if failed.is_some() {
+            // Queue nothing more, but reap what is in flight before
+            // returning: the kernel may still be using those buffers.
+            todo.clear();
         }
         // ANCHOR_END: reap
     }
-    Ok(stats)
+    match failed {
+        Some(err) => Err(err),
+        None => Ok(stats),
+    }
 }
 
 /// `count` blocks of `size` bytes, each filled with its own number, so a
@@ -220,11 +224,16 @@ pub fn out_of_order(
         unsafe { ring.submission().push(&read) }.map_err(|_| anyhow!("SQ full"))?;
     }
     let mut order = Vec::new();
-    ring.submit_and_wait(n)?; // all n file reads; the pipe read is waiting
-    order.extend(ring.completion().map(|cqe| cqe.user_data()));
+    // Wait for n CQEs: the n file reads. The pipe read cannot complete yet.
+    while order.len() < n {
+        ring.submit_and_wait(n - order.len())?;
+        order.extend(ring.completion().map(|cqe| cqe.user_data()));
+    }
     pipe_tx.write_all(b"now")?;
-    ring.submit_and_wait(1)?; // the pipe read
-    order.extend(ring.completion().map(|cqe| cqe.user_data()));
+    while order.len() < n + 1 {
+        ring.submit_and_wait(1)?;
+        order.extend(ring.completion().map(|cqe| cqe.user_data()));
+    }
     Ok(order)
 }
 // ANCHOR_END: out_of_order
@@ -279,8 +288,9 @@ pub fn short_writes(
 
 fn show(what: &str, s: &BatchStats) {
     let order: Vec<String> = s.order.iter().map(|u| u.to_string()).collect();
+    let ops = if s.ops == 1 { "op" } else { "ops" };
     println!(
-        "{what}: {} ops, {} SQEs, io_uring_enter x{} ({} on a full SQ), {} short",
+        "{what}: {} {ops}, {} SQEs, io_uring_enter x{} ({} on a full SQ), {} short",
         s.ops, s.sqes, s.enters, s.full_sq, s.short
     );
     println!("  CQEs by user_data, in arrival order: {}", order.join(" "));

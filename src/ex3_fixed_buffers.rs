@@ -23,7 +23,7 @@ pub struct Args {
     #[arg(long, default_value_t = 64 * 1024, value_parser = clap::value_parser!(u32).range(4096..=1 << 30))]
     pub buf_size: u32,
     /// Reads per variant and round in the measurement (0 skips it)
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 50_000)]
     pub measure_ops: u32,
 }
 
@@ -182,24 +182,24 @@ pub fn write_read_fixed(
 ) -> anyhow::Result<usize> {
     let mut done = vec![0usize; bufs.len()];
     let mut todo: Vec<usize> = (0..bufs.len()).collect();
-    let (mut sqes, size) = (0, bufs[0].len());
-    while !todo.is_empty() {
-        for &i in &todo {
+    let (mut sqes, mut in_flight, mut failed) = (0, 0, None);
+    let size = bufs[0].len();
+    while !todo.is_empty() || in_flight > 0 {
+        for i in todo.drain(..) {
             let offset = (i * size + done[i]) as u64;
             let buf = &mut bufs[i][done[i]..];
             let sqe =
                 fixed_sqe(dir, i as u16, buf.as_mut_ptr(), buf.len() as u32, offset);
             // SAFETY: bufs[i] is registered and outlives the ring; it is
-            // not touched until every CQE of this batch is reaped.
+            // not touched until its CQE is reaped.
             unsafe { ring.submission().push(&sqe) }
                 .map_err(|_| anyhow!("SQ full: more buffers than SQ entries"))?;
             sqes += 1;
+            in_flight += 1;
         }
-        let want = todo.len();
-        todo.clear();
-        wait(ring, want)?;
-        let mut failed = None;
+        wait(ring, in_flight)?;
         for cqe in ring.completion() {
+            in_flight -= 1;
             let i = cqe.user_data() as usize;
             match cqe.result() {
                 res if res <= 0 => {
@@ -218,11 +218,14 @@ pub fn write_read_fixed(
                 }
             }
         }
-        if let Some(err) = failed {
-            return Err(err);
+        if failed.is_some() {
+            todo.clear(); // reap what is in flight, then give up
         }
     }
-    Ok(sqes)
+    match failed {
+        Some(err) => Err(err),
+        None => Ok(sqes),
+    }
 }
 
 /// submit_and_wait, again after a signal interrupts the wait.
@@ -261,9 +264,9 @@ pub fn measure(
     let ptr = buf.as_mut_ptr();
     let most = BATCH.min(ring.params().sq_entries() as usize);
     let start = Instant::now();
-    let mut issued = 0;
-    while issued < ops {
-        let batch = most.min(ops - issued);
+    let (mut issued, mut reaped) = (0, 0);
+    while reaped < ops {
+        let batch = most.min(ops - issued).min(most - (issued - reaped));
         for k in 0..batch {
             let offset = (issued + k) as u64 % slots * len as u64;
             let l = len as u32;
@@ -284,13 +287,14 @@ pub fn measure(
             // a batch land in the same buffer: only the timing matters here.
             unsafe { ring.submission().push(&sqe) }.map_err(|_| anyhow!("SQ full"))?;
         }
-        wait(ring, batch)?;
+        issued += batch;
+        wait(ring, issued - reaped)?;
         for cqe in ring.completion() {
+            reaped += 1;
             if cqe.result() != len as i32 {
                 bail!("{variant:?} returned {} instead of {len}", cqe.result());
             }
         }
-        issued += batch;
     }
     Ok(start.elapsed())
 }
