@@ -158,11 +158,13 @@ pub fn run() -> anyhow::Result<()> {
     );
     let (s, c) = (&p.sq_off, &p.cq_off);
     println!(
-        "sq_off: head={} tail={} ring_mask={} ring_entries={} flags={} dropped={} array={}",
+        "sq_off: head={} tail={} ring_mask={} ring_entries={} flags={} dropped={} \
+         array={}",
         s.head, s.tail, s.ring_mask, s.ring_entries, s.flags, s.dropped, s.array
     );
     println!(
-        "cq_off: head={} tail={} ring_mask={} ring_entries={} overflow={} cqes={} flags={}",
+        "cq_off: head={} tail={} ring_mask={} ring_entries={} overflow={} cqes={} \
+         flags={}",
         c.head, c.tail, c.ring_mask, c.ring_entries, c.overflow, c.cqes, c.flags
     );
 
@@ -176,8 +178,8 @@ pub fn run() -> anyhow::Result<()> {
     // works on every kernel.
     let cq = Map::new(&ring, cq_len, IORING_OFF_CQ_RING).context("mmap CQ ring")?;
     println!(
-        "mmap: SQ ring {sq_len} bytes, SQE array {sqes_len} bytes, CQ ring {cq_len} bytes \
-         (single mmap possible: {})",
+        "mmap: SQ ring {sq_len} bytes, SQE array {sqes_len} bytes, \
+         CQ ring {cq_len} bytes (single mmap possible: {})",
         p.features & IORING_FEAT_SINGLE_MMAP != 0
     );
     // ANCHOR_END: setup

@@ -18,13 +18,25 @@ use uring_book::diagnose;
 #[derive(clap::Args)]
 pub struct Args {
     /// Operations per batch
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    #[arg(
+        long,
+        default_value_t = 16,
+        value_parser = clap::value_parser!(u32).range(1..=4096)
+    )]
     pub ops: u32,
     /// Bytes each operation writes and reads
-    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1 << 20))]
+    #[arg(
+        long,
+        default_value_t = 4096,
+        value_parser = clap::value_parser!(u32).range(1..=1 << 20)
+    )]
     pub block_size: u32,
     /// SQ entries of the ring that shows a full SQ (fewer than --ops)
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    #[arg(
+        long,
+        default_value_t = 4,
+        value_parser = clap::value_parser!(u32).range(1..=4096)
+    )]
     pub small_ring: u32,
 }
 
@@ -61,6 +73,8 @@ pub struct BatchStats {
     pub sqes: usize,
     /// io_uring_enter calls made (through submit and submit_and_wait).
     pub enters: usize,
+    /// SQEs the kernel says it consumed: the sum of what io_uring_enter returned.
+    pub consumed: usize,
     /// Times a push found the SQ full, so we submitted before pushing again.
     pub full_sq: usize,
     /// Short transfers whose rest was queued again.
@@ -89,12 +103,16 @@ fn sqe_for(dir: Dir, fd: RawFd, op: &mut Op, index: usize) -> io_uring::squeue::
 
 /// Calls io_uring_enter through the crate: submits every queued SQE and
 /// waits for `want` completions. Counts the call; retries after a signal.
-fn enter(ring: &IoUring, want: usize, stats: &mut BatchStats) -> anyhow::Result<usize> {
+fn enter(ring: &IoUring, want: usize, stats: &mut BatchStats) -> anyhow::Result<()> {
     loop {
         stats.enters += 1;
         match ring.submit_and_wait(want) {
             Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            result => return result.context("io_uring_enter"),
+            Err(err) => return Err(err).context("io_uring_enter"),
+            Ok(consumed) => {
+                stats.consumed += consumed;
+                return Ok(());
+            }
         }
     }
 }
@@ -290,8 +308,12 @@ fn show(what: &str, s: &BatchStats) {
     let order: Vec<String> = s.order.iter().map(|u| u.to_string()).collect();
     let ops = if s.ops == 1 { "op" } else { "ops" };
     println!(
-        "{what}: {} {ops}, {} SQEs, io_uring_enter x{} ({} on a full SQ), {} short",
-        s.ops, s.sqes, s.enters, s.full_sq, s.short
+        "{what}: {} {ops}, {} SQEs, {} short",
+        s.ops, s.sqes, s.short
+    );
+    println!(
+        "  io_uring_enter x{}, consuming {} SQEs ({} of the calls on a full SQ)",
+        s.enters, s.consumed, s.full_sq
     );
     println!("  CQEs by user_data, in arrival order: {}", order.join(" "));
 }

@@ -17,10 +17,18 @@ use uring_book::{diagnose, system};
 #[derive(clap::Args)]
 pub struct Args {
     /// Buffers to register
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    #[arg(
+        long,
+        default_value_t = 16,
+        value_parser = clap::value_parser!(u16).range(1..=1024)
+    )]
     pub buffers: u16,
     /// Bytes per buffer (16 x 64 KiB = 1 MiB registered)
-    #[arg(long, default_value_t = 64 * 1024, value_parser = clap::value_parser!(u32).range(4096..=1 << 30))]
+    #[arg(
+        long,
+        default_value_t = 64 * 1024,
+        value_parser = clap::value_parser!(u32).range(4096..=1 << 30)
+    )]
     pub buf_size: u32,
     /// Reads per variant and round in the measurement (0 skips it)
     #[arg(long, default_value_t = 50_000)]
@@ -123,13 +131,17 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if bufs != written {
         bail!("the buffers read back with ReadFixed differ from those written");
     }
-    println!("ReadFixed: {count} buffers back, {sqes} SQEs; every byte equals what was written");
+    println!(
+        "ReadFixed: {count} buffers back, {sqes} SQEs; every byte equals what was \
+         written"
+    );
 
     if args.measure_ops > 0 {
         let ops = args.measure_ops as usize;
         println!(
-            "\nmeasurement: {ops} reads of {MEASURE_READ} bytes, {BATCH} per io_uring_enter, \
-             from the page cache; best of {ROUNDS} rounds (one machine, not a benchmark)"
+            "\nmeasurement: {ops} reads of {MEASURE_READ} bytes, {BATCH} per \
+             io_uring_enter, from the page cache; best of {ROUNDS} rounds \
+             (one machine, not a benchmark)"
         );
         // Rounds interleave the variants, so a slow moment of the machine
         // does not land on one variant only.

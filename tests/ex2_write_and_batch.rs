@@ -111,7 +111,9 @@ fn the_exercise_reports_one_enter_per_batch() {
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("writes: 8 ops, 8 SQEs, io_uring_enter x1 (0 on a full SQ)"),
+        text.contains(
+            "writes: 8 ops, 8 SQEs, 0 short\n  io_uring_enter x1, consuming 8 SQEs"
+        ),
         "{text}"
     );
     assert!(text.contains("every block read back equals"), "{text}");
