@@ -107,3 +107,27 @@ fn a_small_memlock_limit_without_cap_ipc_lock_is_one_line_with_the_remedy() {
         "nothing is done before the registration"
     );
 }
+
+#[test]
+fn cap_ipc_lock_inside_a_user_namespace_is_explained() {
+    // CAP_IPC_LOCK exempts from RLIMIT_MEMLOCK only in the initial user
+    // namespace; a rootless container's does not count.
+    let userns = Command::new("unshare")
+        .args(["--user", "--map-root-user", "true"])
+        .status();
+    if !userns.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: this machine does not allow `unshare --user`");
+        return;
+    }
+    let out = Command::new("unshare")
+        .args(["--user", "--map-root-user", "prlimit", "--memlock=65536"])
+        .args([env!("CARGO_BIN_EXE_uring-book"), "3"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("failed with ENOMEM"), "{err}");
+    assert!(err.contains("only inside a user namespace"), "{err}");
+    assert!(err.contains("RLIMIT_MEMLOCK (64 KiB)"), "{err}");
+}
