@@ -43,3 +43,5 @@ capture ch02-run ok "$bin" 2
 capture ch03-run ok "$bin" 3
 capture ch03-memlock fail setpriv --inh-caps=-ipc_lock --bounding-set=-ipc_lock \
     prlimit --memlock=65536 "$bin" 3
+capture ch03-userns fail unshare --user --map-root-user \
+    prlimit --memlock=65536 "$bin" 3
