@@ -271,35 +271,38 @@ pub fn measure(
     ops: usize,
 ) -> anyhow::Result<Duration> {
     let len = MEASURE_READ.min(buf.len());
-    let slots = (buf.len() / len) as u64; // read the first `buf.len()` bytes of the file
-    let (fd, fixed) = (types::Fd(file.as_raw_fd()), types::Fixed(0));
-    let ptr = buf.as_mut_ptr();
+    // The offsets cycle through the first `buf.len()` bytes of the file.
+    let slots = buf.len() / len;
+    let (fd, fixed, ptr) = (
+        types::Fd(file.as_raw_fd()),
+        types::Fixed(0),
+        buf.as_mut_ptr(),
+    );
     let most = BATCH.min(ring.params().sq_entries() as usize);
-    let start = Instant::now();
     let (mut issued, mut reaped) = (0, 0);
+    let start = Instant::now();
     while reaped < ops {
-        let batch = most.min(ops - issued).min(most - (issued - reaped));
-        for k in 0..batch {
-            let offset = (issued + k) as u64 % slots * len as u64;
-            let l = len as u32;
+        // Queue until `most` reads are in flight, then submit and wait for all.
+        while issued < ops && issued - reaped < most {
+            let (off, l) = ((issued % slots * len) as u64, len as u32);
             let sqe = match variant {
-                Variant::Read => opcode::Read::new(fd, ptr, l).offset(offset).build(),
+                Variant::Read => opcode::Read::new(fd, ptr, l).offset(off).build(),
                 Variant::ReadFixedFile => {
-                    opcode::Read::new(fixed, ptr, l).offset(offset).build()
+                    opcode::Read::new(fixed, ptr, l).offset(off).build()
                 }
                 Variant::ReadFixed => {
-                    opcode::ReadFixed::new(fd, ptr, l, 0).offset(offset).build()
+                    opcode::ReadFixed::new(fd, ptr, l, 0).offset(off).build()
                 }
-                Variant::ReadFixedBoth => opcode::ReadFixed::new(fixed, ptr, l, 0)
-                    .offset(offset)
-                    .build(),
+                Variant::ReadFixedBoth => {
+                    opcode::ReadFixed::new(fixed, ptr, l, 0).offset(off).build()
+                }
             };
-            // SAFETY: `buf` (registered buffer 0) and `file` outlive the
-            // batch, which is reaped before this loop goes on. All reads of
-            // a batch land in the same buffer: only the timing matters here.
+            // SAFETY: `buf` (registered buffer 0) and `file` outlive every
+            // read: all are reaped before this function returns. The reads
+            // all land in the same buffer: only their timing matters here.
             unsafe { ring.submission().push(&sqe) }.map_err(|_| anyhow!("SQ full"))?;
+            issued += 1;
         }
-        issued += batch;
         wait(ring, issued - reaped)?;
         for cqe in ring.completion() {
             reaped += 1;
