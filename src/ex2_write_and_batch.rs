@@ -221,7 +221,7 @@ pub fn read_buffers(written: &[Op]) -> Vec<Op> {
 /// Submits a read of an empty pipe (user_data 0) and then `n` reads of
 /// `file` (user_data 1..=n) in one io_uring_enter. The file reads complete;
 /// the pipe read waits for data, which arrives only after they did. Returns
-/// the user_data of each CQE in arrival order.
+/// the user_data of each CQE in arrival order. The SQ must hold n + 1 SQEs.
 pub fn out_of_order(
     ring: &mut IoUring,
     file: &File,
@@ -330,7 +330,9 @@ fn verify(read: &[Op], written: &[Op]) -> anyhow::Result<()> {
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let (n, size) = (args.ops as usize, args.block_size as usize);
-    let mut ring = IoUring::new(n.next_power_of_two() as u32).map_err(diagnose::setup)?;
+    // Room for the whole batch, and at least 8 for part 3's five reads.
+    let entries = n.max(8).next_power_of_two() as u32;
+    let mut ring = IoUring::new(entries).map_err(diagnose::setup)?;
     let dir = tempfile::tempdir()?;
     let file = File::options()
         .read(true)

@@ -101,8 +101,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .register_files(&[file.as_raw_fd()])
         .context("io_uring_register(IORING_REGISTER_FILES)")?;
     // ANCHOR_END: register_files
+    let s = if count == 1 { "" } else { "s" };
     println!(
-        "registered {count} buffers of {} ({} pinned) and 1 file; RLIMIT_MEMLOCK {}, \
+        "registered {count} buffer{s} of {} ({} pinned) and 1 file; RLIMIT_MEMLOCK {}, \
          CAP_IPC_LOCK {}",
         system::human_bytes(Some(size as u64)),
         system::human_bytes(Some((count * size) as u64)),
@@ -123,7 +124,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let written = bufs.clone();
     let sqes = write_read_fixed(&mut ring, &mut bufs, Dir::Write)?;
     println!(
-        "WriteFixed: {count} buffers to file offsets 0..{}, {sqes} SQEs",
+        "WriteFixed: {count} buffer{s} to file offsets 0..{}, {sqes} SQEs",
         count * size
     );
     bufs.iter_mut().for_each(|buf| buf.fill(0));
@@ -132,7 +133,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         bail!("the buffers read back with ReadFixed differ from those written");
     }
     println!(
-        "ReadFixed: {count} buffers back, {sqes} SQEs; every byte equals what was \
+        "ReadFixed: {count} buffer{s} back, {sqes} SQEs; every byte equals what was \
          written"
     );
 
