@@ -129,11 +129,32 @@ pub fn register_buffers(err: io::Error, bytes: usize) -> anyhow::Error {
             (bytes as u64).div_ceil(1024) * 2
         );
     }
+    if errno == libc::ENOMEM && in_user_namespace() {
+        // The kernel checks CAP_IPC_LOCK in the initial user namespace only.
+        let limit = system::memlock_limit().ok().and_then(|l| l.soft);
+        return anyhow::anyhow!(
+            "registering {} of buffers failed with ENOMEM: this process holds \
+             CAP_IPC_LOCK only inside a user namespace (a rootless container), where \
+             it does not exempt registered buffers from RLIMIT_MEMLOCK ({}). Fix: \
+             raise the limit from outside (`--ulimit memlock=-1` for docker or podman \
+             run), or use smaller buffers",
+            system::human_bytes(Some(bytes as u64)),
+            system::human_bytes(limit)
+        );
+    }
     anyhow::anyhow!(
         "io_uring_register(IORING_REGISTER_BUFFERS, {}) failed with {} ({err})",
         system::human_bytes(Some(bytes as u64)),
         system::errno_name(errno)
     )
+}
+
+/// Whether this process runs in a user namespace other than the initial one,
+/// whose uid_map is the identity over all 2^32 ids.
+fn in_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|map| {
+        map.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"]
+    })
 }
 
 /// An `anyhow::Error` for an opcode the running kernel does not know.

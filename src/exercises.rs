@@ -57,7 +57,21 @@ macro_rules! exercise {
 
 /// Every exercise, in the book's order.
 pub const EXERCISES: &[Exercise] = &[
-    // exercise!("1", ex1_basic_read, "Read a file: ring setup, one SQE, one CQE"),
+    exercise!(
+        "1",
+        ex1_basic_read,
+        "Read a file: ring setup, one SQE, one CQE"
+    ),
+    exercise!(
+        "2",
+        ex2_write_and_batch,
+        "Write and read back; many operations per submit"
+    ),
+    exercise!(
+        "3",
+        ex3_fixed_buffers,
+        "Registered buffers and files: ReadFixed, WriteFixed"
+    ),
 ];
 
 /// The exercise with this number, if there is one.

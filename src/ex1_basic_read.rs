@@ -1,0 +1,211 @@
+//! Exercise 1: set up a ring, read a file through it until end of file, and
+//! print every completion the kernel posts.
+//!
+//! Each step of the lifecycle is marked with an anchor so that chapter 1 can
+//! show it on its own: create the ring (io_uring_setup), build an SQE, push
+//! it, submit and wait (io_uring_enter), reap the CQE and read its result.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context};
+use io_uring::{opcode, types, IoUring};
+use uring_book::diagnose;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The file to read [default: a small text file the exercise creates]
+    pub path: Option<PathBuf>,
+    /// Bytes per read: a file bigger than this takes several reads
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub buf_size: u32,
+    /// Instead of reading, build a ring by hand (io_uring_setup + mmap) and
+    /// show its heads, tails and index array around one NOP
+    #[arg(long)]
+    pub raw: bool,
+}
+
+/// One CQE as it came off the completion queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Completion {
+    pub user_data: u64,
+    pub res: i32,
+    pub flags: u32,
+}
+
+/// Content up to this size that is valid UTF-8 is printed; anything else is
+/// summarised, so that reading a video or a log of gigabytes stays readable.
+pub const PRINT_LIMIT: usize = 4096;
+
+/// CQEs shown at the start and at the end of a run of more than three times
+/// as many; the ones between are counted, not shown.
+const CQES_SHOWN: usize = 5;
+
+/// The default file: three lines, so that the default 64-byte buffer takes
+/// several reads and the last one is short.
+pub const DEFAULT_TEXT: &str = "\
+io_uring: one ring to submit (SQ), one ring to complete (CQ).
+This file is read 64 bytes at a time, one SQE per read.
+The last read returns fewer bytes; the one after it returns 0: end of file.
+";
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    if args.raw {
+        return uring_book::ex1_raw_ring::run();
+    }
+    // ANCHOR: setup
+    // io_uring_setup(2): the kernel allocates both rings and returns a file
+    // descriptor; the crate mmaps them. 8 is the SQ size (a power of two).
+    let mut ring = IoUring::new(8).map_err(diagnose::setup)?;
+    // ANCHOR_END: setup
+    println!(
+        "ring: {} SQ entries, {} CQ entries",
+        ring.params().sq_entries(),
+        ring.params().cq_entries()
+    );
+
+    // Without a path, read a file we create; it is deleted when `_dir` drops.
+    let _dir;
+    let path = match &args.path {
+        Some(path) => path.clone(),
+        None => {
+            let dir = tempfile::tempdir()?;
+            let path = dir.path().join("ex1.txt");
+            std::fs::write(&path, DEFAULT_TEXT)?;
+            _dir = dir;
+            path
+        }
+    };
+
+    let file = open(&path)?;
+    let (content, cqes) = read_to_end(&mut ring, &file, args.buf_size as usize)
+        .with_context(|| format!("reading {}", path.display()))?;
+
+    let hidden = match cqes.len() {
+        n if n > 3 * CQES_SHOWN => n - 2 * CQES_SHOWN,
+        _ => 0,
+    };
+    for (i, cqe) in cqes.iter().enumerate() {
+        if hidden > 0 && i == CQES_SHOWN {
+            println!("... {hidden} more CQEs like these ...");
+        }
+        if hidden == 0 || i < CQES_SHOWN || i >= cqes.len() - CQES_SHOWN {
+            println!(
+                "cqe: user_data={} res={} flags={}",
+                cqe.user_data, cqe.res, cqe.flags
+            );
+        }
+    }
+    println!(
+        "read {} bytes from {} in {} reads of at most {} bytes (the last, res=0, is EOF)",
+        content.len(),
+        path.display(),
+        cqes.len(),
+        args.buf_size
+    );
+    match std::str::from_utf8(&content) {
+        Ok(text) if content.len() <= PRINT_LIMIT => print!("content:\n{text}"),
+        Ok(_) => println!("content: not printed (over {PRINT_LIMIT} bytes)"),
+        Err(_) => println!("content: not printed (not UTF-8 text)"),
+    }
+    Ok(())
+}
+
+/// Opens `path` for reading; a failure is one line that names the errno.
+pub fn open(path: &Path) -> anyhow::Result<File> {
+    File::open(path).map_err(|err| {
+        anyhow!(
+            "cannot open {}: {}",
+            path.display(),
+            diagnose::errno_text(&err)
+        )
+    })
+}
+
+/// Reads `file` from offset 0 to end of file through `ring`, one read of at
+/// most `buf_size` bytes in flight at a time. Returns the bytes and every CQE.
+///
+/// A read may return fewer bytes than asked (a short read: a pipe with
+/// little in it, the end of the file); the next read continues at the new
+/// offset. Only a result of 0 means end of file.
+pub fn read_to_end(
+    ring: &mut IoUring,
+    file: &File,
+    buf_size: usize,
+) -> anyhow::Result<(Vec<u8>, Vec<Completion>)> {
+    let mut buf = vec![0u8; buf_size];
+    let mut content = Vec::new();
+    let mut cqes = Vec::new();
+    loop {
+        // ANCHOR: sqe
+        // The SQE says: read into `buf` from `file` at this offset. user_data
+        // is ours: the kernel copies it into the CQE, untouched.
+        let read_e = opcode::Read::new(
+            types::Fd(file.as_raw_fd()),
+            buf.as_mut_ptr(),
+            buf.len() as u32,
+        )
+        .offset(content.len() as u64)
+        .build()
+        .user_data(cqes.len() as u64);
+        // ANCHOR_END: sqe
+
+        // ANCHOR: push
+        // SAFETY: the kernel will write into `buf` and use the file descriptor
+        // after push returns. Both stay alive and untouched until the CQE of
+        // this read is reaped below.
+        unsafe { ring.submission().push(&read_e) }
+            .map_err(|_| anyhow!("the submission queue is full"))?;
+        // ANCHOR_END: push
+
+        // ANCHOR: submit
+        // io_uring_enter(2): submit the SQE and wait for one CQE. A signal can
+        // cut the wait short (EINTR, or a return before the CQE is there);
+        // the SQE has been consumed by then, so waiting again is all it takes.
+        let cqe = loop {
+            if let Err(err) = ring.submit_and_wait(1) {
+                if err.kind() != io::ErrorKind::Interrupted {
+                    return Err(err).context("io_uring_enter");
+                }
+            }
+            if let Some(cqe) = ring.completion().next() {
+                break cqe;
+            }
+        };
+        // ANCHOR_END: submit
+
+        // ANCHOR: reap
+        cqes.push(Completion {
+            user_data: cqe.user_data(),
+            res: cqe.result(),
+            flags: cqe.flags(),
+        });
+        // res is what read(2) would return, or -errno: errno is not used.
+        let n = match cqe.result() {
+            res if res < 0 => {
+                let err = diagnose::cqe_error(res);
+                return Err(anyhow!(
+                    "{} (in the CQE: res={res})",
+                    diagnose::errno_text(&err)
+                ));
+            }
+            0 => return Ok((content, cqes)),
+            n => n as usize,
+        };
+        content.extend_from_slice(&buf[..n]);
+        // ANCHOR_END: reap
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_text_takes_several_reads_and_ends_short() {
+        let len = DEFAULT_TEXT.len();
+        assert!(len > 2 * 64 && len % 64 != 0, "{len}");
+    }
+}

@@ -1,0 +1,286 @@
+//! Exercise 1 with `--raw`: a ring built by hand, without the io-uring crate.
+//!
+//! io_uring_setup(2) returns a file descriptor and fills `io_uring_params`
+//! with the offsets of every field inside the rings; three mmap(2) calls map
+//! the SQ ring, the SQE array and the CQ ring. This module does exactly that,
+//! pushes one NOP, and prints the heads and tails as they move. The structs
+//! are those of `<linux/io_uring.h>`, declared here because libc has none.
+
+use std::io;
+use std::mem::size_of;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::ptr;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use anyhow::Context;
+use uring_book::diagnose;
+
+#[repr(C)]
+#[derive(Default)]
+struct SqringOffsets {
+    head: u32,
+    tail: u32,
+    ring_mask: u32,
+    ring_entries: u32,
+    flags: u32,
+    dropped: u32,
+    array: u32,
+    resv1: u32,
+    user_addr: u64,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct CqringOffsets {
+    head: u32,
+    tail: u32,
+    ring_mask: u32,
+    ring_entries: u32,
+    overflow: u32,
+    cqes: u32,
+    flags: u32,
+    resv1: u32,
+    user_addr: u64,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct Params {
+    sq_entries: u32,
+    cq_entries: u32,
+    flags: u32,
+    sq_thread_cpu: u32,
+    sq_thread_idle: u32,
+    features: u32,
+    wq_fd: u32,
+    resv: [u32; 3],
+    sq_off: SqringOffsets,
+    cq_off: CqringOffsets,
+}
+
+/// `struct io_uring_sqe`, 64 bytes; only the fields a NOP needs have names
+/// that matter here.
+#[repr(C)]
+#[derive(Default)]
+struct Sqe {
+    opcode: u8,
+    flags: u8,
+    ioprio: u16,
+    fd: i32,
+    off: u64,
+    addr: u64,
+    len: u32,
+    op_flags: u32,
+    user_data: u64,
+    buf_index: u16,
+    personality: u16,
+    splice_fd_in: i32,
+    addr3: u64,
+    pad: u64,
+}
+
+/// `struct io_uring_cqe`, 16 bytes.
+#[repr(C)]
+struct Cqe {
+    user_data: u64,
+    res: i32,
+    flags: u32,
+}
+
+const _: () = assert!(size_of::<Params>() == 120);
+const _: () = assert!(size_of::<Sqe>() == 64 && size_of::<Cqe>() == 16);
+
+const IORING_OFF_SQ_RING: i64 = 0;
+const IORING_OFF_CQ_RING: i64 = 0x800_0000;
+const IORING_OFF_SQES: i64 = 0x1000_0000;
+const IORING_ENTER_GETEVENTS: u32 = 1;
+const IORING_OP_NOP: u8 = 0;
+const IORING_FEAT_SINGLE_MMAP: u32 = 1;
+
+/// One shared mapping of the ring's memory, unmapped on drop.
+struct Map {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl Map {
+    fn new(ring: &OwnedFd, len: usize, offset: i64) -> io::Result<Map> {
+        // SAFETY: a fresh shared mapping of the ring fd; the kernel checks
+        // that offset and length fit the region it allocated.
+        let ptr = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                ring.as_raw_fd(),
+                offset,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Map {
+            ptr: ptr.cast(),
+            len,
+        })
+    }
+
+    /// A pointer to the field `offset` bytes into the mapping.
+    fn at<T>(&self, offset: u32) -> *mut T {
+        assert!(offset as usize + size_of::<T>() <= self.len);
+        // SAFETY: in bounds, checked above.
+        unsafe { self.ptr.add(offset as usize).cast() }
+    }
+}
+
+impl Drop for Map {
+    fn drop(&mut self) {
+        // SAFETY: the mapping was created by `Map::new` with this length.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+pub fn run() -> anyhow::Result<()> {
+    // ANCHOR: setup
+    let mut p = Params::default();
+    // SAFETY: io_uring_setup reads and fills one io_uring_params.
+    let fd =
+        unsafe { libc::syscall(libc::SYS_io_uring_setup, 4u32, &mut p as *mut Params) };
+    if fd < 0 {
+        return Err(diagnose::setup(io::Error::last_os_error()));
+    }
+    // SAFETY: the descriptor is new and ours.
+    let ring = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    println!(
+        "io_uring_setup(4, &p): {} SQ entries, {} CQ entries, features {:#x}",
+        p.sq_entries, p.cq_entries, p.features
+    );
+    let (s, c) = (&p.sq_off, &p.cq_off);
+    println!(
+        "sq_off: head={} tail={} ring_mask={} ring_entries={} flags={} dropped={} \
+         array={}",
+        s.head, s.tail, s.ring_mask, s.ring_entries, s.flags, s.dropped, s.array
+    );
+    println!(
+        "cq_off: head={} tail={} ring_mask={} ring_entries={} overflow={} cqes={} \
+         flags={}",
+        c.head, c.tail, c.ring_mask, c.ring_entries, c.overflow, c.cqes, c.flags
+    );
+
+    let sq_len = s.array as usize + p.sq_entries as usize * size_of::<u32>();
+    let sqes_len = p.sq_entries as usize * size_of::<Sqe>();
+    let cq_len = c.cqes as usize + p.cq_entries as usize * size_of::<Cqe>();
+    let sq = Map::new(&ring, sq_len, IORING_OFF_SQ_RING).context("mmap SQ ring")?;
+    let sqes = Map::new(&ring, sqes_len, IORING_OFF_SQES).context("mmap SQEs")?;
+    // Since 5.4 (IORING_FEAT_SINGLE_MMAP) both rings live in one region and
+    // the SQ ring's mapping would do; mapping the CQ ring's offset as well
+    // works on every kernel.
+    let cq = Map::new(&ring, cq_len, IORING_OFF_CQ_RING).context("mmap CQ ring")?;
+    println!(
+        "mmap: SQ ring {sq_len} bytes, SQE array {sqes_len} bytes, \
+         CQ ring {cq_len} bytes (single mmap possible: {})",
+        p.features & IORING_FEAT_SINGLE_MMAP != 0
+    );
+    // ANCHOR_END: setup
+
+    // The heads and tails are u32s that both sides update: atomics.
+    // SAFETY: the offsets come from the kernel and lie inside the mappings,
+    // which outlive these references.
+    let (sq_head, sq_tail, cq_head, cq_tail): (
+        &AtomicU32,
+        &AtomicU32,
+        &AtomicU32,
+        &AtomicU32,
+    ) = unsafe {
+        (
+            &*sq.at(s.head),
+            &*sq.at(s.tail),
+            &*cq.at(c.head),
+            &*cq.at(c.tail),
+        )
+    };
+    // SAFETY: as above; the masks never change after setup.
+    let (sq_mask, cq_mask) =
+        unsafe { (*sq.at::<u32>(s.ring_mask), *cq.at::<u32>(c.ring_mask)) };
+    let sq_array = sq.at::<u32>(s.array);
+    let show = |when: &str| {
+        println!(
+            "{when:<36} SQ head={} tail={}   CQ head={} tail={}",
+            sq_head.load(Ordering::Acquire),
+            sq_tail.load(Ordering::Relaxed),
+            cq_head.load(Ordering::Relaxed),
+            cq_tail.load(Ordering::Acquire),
+        );
+    };
+    show("after setup:");
+
+    // ANCHOR: push
+    // We are the only writer of the SQ tail, so reading our own value needs
+    // no ordering. The ring position is tail & mask; the SQE slot it refers
+    // to is whatever we write into the index array there. Use the last slot
+    // to make the point that the two need not be equal.
+    let tail = sq_tail.load(Ordering::Relaxed);
+    let position = tail & sq_mask;
+    let slot = p.sq_entries - 1;
+    let nop = Sqe {
+        opcode: IORING_OP_NOP,
+        fd: -1,
+        user_data: 0x1234,
+        ..Default::default()
+    };
+    // SAFETY: slot and position are below sq_entries, inside the mappings.
+    unsafe {
+        sqes.at::<Sqe>(slot * size_of::<Sqe>() as u32).write(nop);
+        sq_array.add(position as usize).write(slot);
+    }
+    // Release: the SQE and the index written above are visible to the kernel
+    // before the new tail is (it reads the tail with smp_load_acquire).
+    sq_tail.store(tail.wrapping_add(1), Ordering::Release);
+    show(&format!(
+        "after pushing a NOP (array[{position}] = {slot}):"
+    ));
+
+    // io_uring_enter(fd, to_submit, min_complete, flags, sigset, sigset size)
+    // SAFETY: plain syscall; no signal mask is passed.
+    let submitted = unsafe {
+        libc::syscall(
+            libc::SYS_io_uring_enter,
+            ring.as_raw_fd(),
+            1u32,
+            1u32,
+            IORING_ENTER_GETEVENTS,
+            ptr::null::<libc::sigset_t>(),
+            0usize,
+        )
+    };
+    if submitted < 0 {
+        return Err(io::Error::last_os_error()).context("io_uring_enter");
+    }
+    show(&format!("after io_uring_enter (returned {submitted}):"));
+    // ANCHOR_END: push
+
+    // ANCHOR: reap
+    // Acquire pairs with the kernel's store-release of the CQ tail: the CQE
+    // it wrote before moving the tail is visible once we see the new tail.
+    let head = cq_head.load(Ordering::Relaxed);
+    if head == cq_tail.load(Ordering::Acquire) {
+        anyhow::bail!("io_uring_enter returned but the CQ is empty");
+    }
+    let cqes = cq.at::<Cqe>(c.cqes);
+    // SAFETY: head != tail, so the entry at head & mask is the kernel's.
+    let cqe = unsafe { cqes.add((head & cq_mask) as usize).read() };
+    println!(
+        "cqe at CQ position {}: user_data={:#x} res={} flags={}",
+        head & cq_mask,
+        cqe.user_data,
+        cqe.res,
+        cqe.flags
+    );
+    // Release: our read of the CQE happens before the kernel can see the
+    // slot as free and overwrite it.
+    cq_head.store(head.wrapping_add(1), Ordering::Release);
+    show("after reaping the CQE:");
+    // ANCHOR_END: reap
+    Ok(())
+}
