@@ -99,7 +99,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
     }
     println!(
-        "read {} bytes from {} in {} reads of at most {} bytes (the last, res=0, is EOF)",
+        "read {} bytes from {}\nin {} reads of at most {} bytes (the last, res=0, is EOF)",
         content.len(),
         path.display(),
         cqes.len(),

@@ -179,7 +179,7 @@ pub fn run() -> anyhow::Result<()> {
     let cq = Map::new(&ring, cq_len, IORING_OFF_CQ_RING).context("mmap CQ ring")?;
     println!(
         "mmap: SQ ring {sq_len} bytes, SQE array {sqes_len} bytes, \
-         CQ ring {cq_len} bytes (single mmap possible: {})",
+         CQ ring {cq_len} bytes\n(single mmap possible: {})",
         p.features & IORING_FEAT_SINGLE_MMAP != 0
     );
     // ANCHOR_END: setup

@@ -103,8 +103,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     // ANCHOR_END: register_files
     let s = if count == 1 { "" } else { "s" };
     println!(
-        "registered {count} buffer{s} of {} ({} pinned) and 1 file; RLIMIT_MEMLOCK {}, \
-         CAP_IPC_LOCK {}",
+        "registered {count} buffer{s} of {} ({} pinned) and 1 file\n\
+         RLIMIT_MEMLOCK {}, CAP_IPC_LOCK {}",
         system::human_bytes(Some(size as u64)),
         system::human_bytes(Some((count * size) as u64)),
         system::human_bytes(system::memlock_limit().ok().and_then(|l| l.soft)),
@@ -141,7 +141,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         let ops = args.measure_ops as usize;
         println!(
             "\nmeasurement: {ops} reads of {MEASURE_READ} bytes, {BATCH} per \
-             io_uring_enter, from the page cache; best of {ROUNDS} rounds \
+             io_uring_enter, from the page cache;\nbest of {ROUNDS} rounds \
              (one machine, not a benchmark)"
         );
         // Rounds interleave the variants, so a slow moment of the machine

@@ -10,6 +10,9 @@ use clap::error::ErrorKind;
 use clap::Command;
 use uring_book::{doctor, exercises};
 
+/// Commands that write to sockets (and so must survive EPIPE).
+const SOCKET_COMMANDS: &[&str] = &["5", "6", "echo-client"];
+
 fn cli() -> Command {
     let mut cmd = Command::new("uring-book")
         .about("Learn Linux io_uring from Rust: the exercises of the uring-book tutorial")
@@ -32,6 +35,16 @@ fn main() -> ExitCode {
         Ok(matches) => matches,
         Err(err) => return usage_error(err),
     };
+    if let Some((name, _)) = matches.subcommand() {
+        if !SOCKET_COMMANDS.contains(&name) {
+            // Rust ignores SIGPIPE, so `uring-book 1 | head` would panic on the
+            // first println! after head exits. A program that only prints
+            // should just stop, as cat does. Programs with sockets keep
+            // SIGPIPE ignored: a peer's reset must not kill them.
+            // SAFETY: called before any other thread exists.
+            unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+        }
+    }
     let result = match matches.subcommand() {
         None => run_all(),
         Some(("doctor", _)) => {

@@ -133,3 +133,16 @@ fn doctor_explains_a_small_memlock_limit() {
         );
     }
 }
+
+/// `uring-book 1 | head`: when the reader of the output has gone, the program
+/// stops quietly, as `cat` would, instead of panicking in println!.
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader); // every write to `writer` now fails with EPIPE
+    let out = Command::new(BIN).arg("1").stdout(writer).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{stderr}");
+}

@@ -88,7 +88,7 @@ fn a_file_many_times_the_buffer_comes_back_byte_for_byte() {
     assert!(out.status.success(), "{out:?}");
     let text = stdout(&out);
     let line = format!(
-        "read {} bytes from {} in {} reads",
+        "read {} bytes from {}\nin {} reads",
         data.len(),
         path.display(),
         cqes.len()

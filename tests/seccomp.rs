@@ -288,6 +288,7 @@ fn doctor_diagnoses_a_filter_that_pretends_io_uring_does_not_exist() {
 
 #[test]
 fn every_exercise_explains_a_seccomp_refusal_in_one_line() {
+    assert!(!uring_book::exercises::EXERCISES.is_empty());
     for exercise in uring_book::exercises::EXERCISES {
         let mut cmd = Command::new(BIN);
         cmd.arg(exercise.number).args(exercise.in_all);
