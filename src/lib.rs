@@ -9,5 +9,8 @@ extern crate self as uring_book;
 
 pub mod diagnose;
 pub mod doctor;
+pub mod echo;
+pub mod ex4_tokio_uring_file;
+pub mod ex5_tcp_echo;
 pub mod exercises;
 pub mod system;
