@@ -70,7 +70,10 @@ pub async fn write_file(path: &Path) -> anyhow::Result<()> {
     file.sync_all().await?;
     // Without close().await, dropping File closes it with a blocking close(2).
     file.close().await?;
-    println!("wrote {} bytes: write_at took {first}, write_all_at the rest", data.len());
+    println!(
+        "wrote {} bytes: write_at took {first}, write_all_at the rest",
+        data.len()
+    );
     Ok(())
 }
 // ANCHOR_END: write
@@ -83,7 +86,9 @@ async fn read_chunk(file: Rc<File>, pos: u64, len: usize) -> io::Result<Vec<u8>>
         let filled = buf.len();
         // The kernel fills the spare capacity from `filled`; the returned Vec's
         // length then counts the bytes that arrived.
-        let (res, slice) = file.read_at(buf.slice(filled..len), pos + filled as u64).await;
+        let (res, slice) = file
+            .read_at(buf.slice(filled..len), pos + filled as u64)
+            .await;
         buf = slice.into_inner();
         if res? == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
@@ -110,9 +115,16 @@ pub async fn read_back(path: &Path) -> anyhow::Result<()> {
         if let Some(at) = (0..CHUNK).find(|&j| chunk[j] != byte_at(start + j)) {
             anyhow::bail!("byte {} differs from what was written", start + at);
         }
-        println!("chunk {i}: read {} bytes at offset {start}, all as written", chunk.len());
+        println!(
+            "chunk {i}: read {} bytes at offset {start}, all as written",
+            chunk.len()
+        );
     }
-    Rc::try_unwrap(file).ok().context("a task still holds the file")?.close().await?;
+    Rc::try_unwrap(file)
+        .ok()
+        .context("a task still holds the file")?
+        .close()
+        .await?;
     Ok(())
 }
 // ANCHOR_END: read

@@ -183,7 +183,10 @@ async fn demo_client(addr: SocketAddr, id: usize) -> anyhow::Result<()> {
             echoed = b.into_inner();
             anyhow::ensure!(res? > 0, "server closed the connection early");
         }
-        anyhow::ensure!(echoed == line, "client {id}: echo differs from what was sent");
+        anyhow::ensure!(
+            echoed == line,
+            "client {id}: echo differs from what was sent"
+        );
     }
     stream.shutdown(std::net::Shutdown::Write)?;
     let (res, _) = stream.read(Vec::with_capacity(1)).await;

@@ -226,9 +226,13 @@ async fn exchange(
         // Write and read at once: a message larger than the socket buffers
         // would otherwise deadlock, the server blocked on writing to us.
         let (mut rd, mut wr) = stream.split();
-        let round_trip = async { tokio::try_join!(wr.write_all(&msg), rd.read_exact(&mut echo)) };
+        let round_trip =
+            async { tokio::try_join!(wr.write_all(&msg), rd.read_exact(&mut echo)) };
         match tokio::time::timeout(config.timeout, round_trip).await {
-            Err(_) => bail!("connection {id}, message {seq}: no echo within {:?}", config.timeout),
+            Err(_) => bail!(
+                "connection {id}, message {seq}: no echo within {:?}",
+                config.timeout
+            ),
             Ok(res) => res.with_context(|| format!("connection {id}, message {seq}"))?,
         };
         latencies.push(sent.elapsed().as_nanos() as u64);
@@ -244,7 +248,10 @@ async fn exchange(
         Ok(Ok(0)) => Ok(latencies),
         Ok(Ok(_)) => bail!("connection {id}: bytes arrived that were never sent"),
         Ok(Err(err)) => Err(err).context(format!("connection {id}: waiting for EOF")),
-        Err(_) => bail!("connection {id}: no EOF within {:?} of shutdown", config.timeout),
+        Err(_) => bail!(
+            "connection {id}: no EOF within {:?} of shutdown",
+            config.timeout
+        ),
     }
 }
 
@@ -271,7 +278,8 @@ pub fn main(args: &CliArgs) -> anyhow::Result<()> {
         args.secs.is_finite() && args.secs > 0.0,
         "--secs must be a positive number of seconds"
     );
-    let nofile = uring_book::system::raise_nofile_limit().context("raising RLIMIT_NOFILE")?;
+    let nofile =
+        uring_book::system::raise_nofile_limit().context("raising RLIMIT_NOFILE")?;
     anyhow::ensure!(
         (args.conns as u64) < nofile,
         "{} connections need as many file descriptors, but RLIMIT_NOFILE is {nofile}; \
