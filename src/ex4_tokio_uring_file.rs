@@ -174,8 +174,9 @@ pub async fn dropped_read() -> anyhow::Result<()> {
     let sleep = |ms| tokio::time::sleep(Duration::from_millis(ms));
 
     // Nothing to read yet: the timeout wins and select! drops the read future.
+    let buf = LoudBuf(Vec::with_capacity(16));
     tokio::select! {
-        _ = ours.read(LoudBuf(Vec::with_capacity(16))) => anyhow::bail!("nothing was sent"),
+        _ = ours.read(buf) => anyhow::bail!("the read completed, yet nothing was sent"),
         _ = sleep(10) => println!("read timed out; its future is dropped"),
     }
     println!("peer sends \"first\"");

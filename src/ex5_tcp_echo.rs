@@ -42,7 +42,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let nofile = system::raise_nofile_limit().context("raising RLIMIT_NOFILE")?;
     let rt = diagnose::tokio_uring_runtime(256)?;
     rt.block_on(async {
-        let addr = if args.demo { "127.0.0.1:0".parse()? } else { args.addr };
+        let addr = if args.demo {
+            "127.0.0.1:0".parse()?
+        } else {
+            args.addr
+        };
         let listener = listen(addr)?;
         let stats = Rc::new(Stats::default());
         let bound = listener.local_addr()?;
@@ -53,10 +57,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
         println!("file descriptor limit: {nofile}; stop with Ctrl-C");
         tokio::select! {
-            _ = serve(listener, stats.clone(), args.quiet) => unreachable!("serve never ends"),
+            _ = serve(listener, stats.clone(), args.quiet) => unreachable!("serve loops"),
             name = shutdown_signal()? => println!("{name}: stopping"),
         }
-        println!("served {} connections, {} bytes", stats.accepted.get(), stats.bytes.get());
+        let (conns, bytes) = (stats.accepted.get(), stats.bytes.get());
+        println!("served {conns} connections, {bytes} bytes");
         Ok(())
     })
 }
@@ -162,7 +167,8 @@ async fn demo(addr: SocketAddr, stats: &Stats) -> anyhow::Result<()> {
     // Let the server's tasks see the clients' EOF and log it.
     tokio::time::sleep(Duration::from_millis(50)).await;
     println!(
-        "demo: 3 clients, 9 lines echoed and verified; server saw {} connections, {} bytes",
+        "demo: 3 clients, 9 lines echoed and verified; \
+         server saw {} connections, {} bytes",
         stats.accepted.get(),
         stats.bytes.get()
     );

@@ -237,7 +237,7 @@ async fn exchange(
         };
         latencies.push(sent.elapsed().as_nanos() as u64);
         if let Some(at) = (0..msg.len()).find(|&i| echo[i] != msg[i]) {
-            bail!("connection {id}, message {seq}: echoed byte {at} differs from the one sent");
+            bail!("connection {id}, message {seq}: echoed byte {at} differs");
         }
         seq += 1;
     }
