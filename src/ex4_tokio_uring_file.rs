@@ -38,9 +38,38 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     rt.block_on(async {
         write_file(&path).await?;
         read_back(&path).await?;
+        println!("threads: {}", thread_names().join(", "));
+        with_tokio_fs(&path).await?;
+        println!("threads: {}", thread_names().join(", "));
         dropped_read().await
     })
 }
+
+/// The names of this process's threads, from /proc/self/task/*/comm.
+pub fn thread_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("comm")).ok())
+        .map(|name| name.trim_end().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+// ANCHOR: tokio_fs
+/// The same round trip with tokio::fs: std's blocking calls, each one sent
+/// to tokio's blocking thread pool, while this task waits for the result.
+pub async fn with_tokio_fs(path: &Path) -> anyhow::Result<()> {
+    let data: Vec<u8> = (0..CHUNKS * CHUNK).map(byte_at).collect();
+    tokio::fs::write(path, &data).await?; // spawn_blocking(|| std::fs::write(..))
+    let back = tokio::fs::read(path).await?; // spawn_blocking(|| std::fs::read(..))
+    anyhow::ensure!(back == data, "tokio::fs read back other bytes");
+    println!("tokio::fs wrote and read back {} bytes", back.len());
+    Ok(())
+}
+// ANCHOR_END: tokio_fs
 
 /// The byte at `offset` of the file: the offset mixed so that a chunk read
 /// from the wrong place cannot match.
