@@ -61,7 +61,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             name = shutdown_signal()? => println!("{name}: stopping"),
         }
         let (conns, bytes) = (stats.accepted.get(), stats.bytes.get());
-        println!("served {conns} connections, {bytes} bytes");
+        println!("connections served: {conns}, bytes echoed: {bytes}");
         Ok(())
     })
 }
@@ -156,8 +156,9 @@ fn shutdown_signal() -> io::Result<impl std::future::Future<Output = &'static st
     })
 }
 
-/// Three clients, each sending three lines and checking each echo.
-async fn demo(addr: SocketAddr, stats: &Stats) -> anyhow::Result<()> {
+/// Three clients, each sending three lines and checking each echo: what
+/// `--demo` runs against the server at `addr`.
+pub async fn demo(addr: SocketAddr, stats: &Stats) -> anyhow::Result<()> {
     let clients: Vec<_> = (0..3)
         .map(|id| tokio_uring::spawn(demo_client(addr, id)))
         .collect();
