@@ -56,10 +56,16 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             return demo(bound, &stats).await;
         }
         println!("file descriptor limit: {nofile}; stop with Ctrl-C");
+        // ANCHOR: stop
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut term = signal(SignalKind::terminate())?;
         tokio::select! {
             _ = serve(listener, stats.clone(), args.quiet) => unreachable!("serve loops"),
-            name = shutdown_signal()? => println!("{name}: stopping"),
+            _ = int.recv() => println!("SIGINT: stopping"),
+            _ = term.recv() => println!("SIGTERM: stopping"),
         }
+        // Dropping the runtime, at the end of run, cancels what is in flight.
+        // ANCHOR_END: stop
         let (conns, bytes) = (stats.accepted.get(), stats.bytes.get());
         println!("connections served: {conns}, bytes echoed: {bytes}");
         Ok(())
@@ -143,18 +149,6 @@ pub async fn echo(stream: &TcpStream, stats: &Stats) -> io::Result<u64> {
     }
 }
 // ANCHOR_END: echo
-
-/// Resolves with the name of the first of SIGINT (Ctrl-C) or SIGTERM.
-fn shutdown_signal() -> io::Result<impl std::future::Future<Output = &'static str>> {
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut term = signal(SignalKind::terminate())?;
-    Ok(async move {
-        tokio::select! {
-            _ = int.recv() => "SIGINT",
-            _ = term.recv() => "SIGTERM",
-        }
-    })
-}
 
 /// Three clients, each sending three lines and checking each echo: what
 /// `--demo` runs against the server at `addr`.
