@@ -59,6 +59,7 @@ server=$!
 wait_listening "$server_log"
 show ch05-client-100 "$bin" echo-client --conns 100 --secs 5
 show ch05-client-1000 "$bin" echo-client --conns 1000 --secs 5
+show ch05-client-1000-mt "$bin" echo-client --conns 1000 --secs 5 --multi-thread
 kill -TERM "$server"
 wait "$server"
 rm -f "$server_log"
