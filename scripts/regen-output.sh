@@ -62,4 +62,16 @@ show ch05-client-1000 "$bin" echo-client --conns 1000 --secs 5
 show ch05-client-1000-mt "$bin" echo-client --conns 1000 --secs 5 --multi-thread
 kill -TERM "$server"
 wait "$server"
+
+# Out of file descriptors: a server limited to 20 against 15 connections.
+prlimit --nofile=20:20 "$bin" 5 --addr 127.0.0.1:7879 --quiet > "$server_log" 2>&1 &
+server=$!
+wait_listening "$server_log"
+show ch05-emfile-client "$bin" echo-client --addr 127.0.0.1:7879 --conns 15 --secs 1
+kill -TERM "$server"
+wait "$server"
+{
+    echo '$ prlimit --nofile=20:20 target/release/uring-book 5 --addr 127.0.0.1:7879 --quiet'
+    cat "$server_log"
+} > "$out/ch05-emfile-server.txt"
 rm -f "$server_log"

@@ -107,7 +107,8 @@ pub async fn serve(listener: TcpListener, stats: Rc<Stats>, quiet: bool) {
                 // EMFILE, ENFILE, ENOBUFS: the connection waits in the accept
                 // queue; so do we, while other tasks finish and free memory or
                 // descriptors. Retrying at once would spin.
-                eprintln!("accept failed: {}", diagnose::errno_text(&err));
+                let why = diagnose::errno_text(&err);
+                eprintln!("accept failed: {why}; retrying in {ACCEPT_BACKOFF:?}");
                 tokio::time::sleep(ACCEPT_BACKOFF).await;
                 continue;
             }
