@@ -76,3 +76,72 @@ capture ch03-memlock fail setpriv --inh-caps=-ipc_lock --bounding-set=-ipc_lock 
     prlimit --memlock=65536 "$bin" 3
 capture ch03-userns fail unshare --user --map-root-user \
     prlimit --memlock=65536 "$bin" 3
+
+# --- Chapters 4-5: tokio-uring (release build: the client measures) ---
+cargo build --release --quiet --bin uring-book
+rbin=target/release/uring-book
+
+# show NAME COMMAND...: like capture, for the release binary, shown as
+# `cargo run --release --`.
+show() {
+    local name=$1
+    shift
+    {
+        echo "\$ cargo run --release -- ${*:2}" | fit_page
+        "$@" 2>&1
+    } >"$out/$name.txt"
+}
+
+# wait_listening FILE: waits for the server's "listening on" line.
+wait_listening() {
+    for _ in $(seq 100); do
+        grep -q '^listening on' "$1" && return 0
+        sleep 0.1
+    done
+    echo "the server did not start: $(cat "$1")" >&2
+    return 1
+}
+
+show ch04-run "$rbin" 4
+show ch05-demo "$rbin" 5 --demo
+
+# A server on the default port, a client with nc, then Ctrl-C (SIGINT).
+server_log=$(mktemp)
+"$rbin" 5 >"$server_log" 2>&1 &
+server=$!
+wait_listening "$server_log"
+{
+    echo '$ echo "hello io_uring" | nc -N localhost 7878'
+    echo "hello io_uring" | nc -N localhost 7878
+} >"$out/ch05-nc.txt"
+sleep 0.2
+kill -INT "$server"
+wait "$server"
+{
+    echo '$ cargo run --release -- 5'
+    sed 's/^SIGINT: stopping$/^CSIGINT: stopping/' "$server_log"
+} >"$out/ch05-server.txt"
+
+# The load client against a quiet server.
+"$rbin" 5 --quiet >"$server_log" 2>&1 &
+server=$!
+wait_listening "$server_log"
+show ch05-client-100 "$rbin" echo-client --conns 100 --secs 5
+show ch05-client-1000 "$rbin" echo-client --conns 1000 --secs 5
+show ch05-client-1000-mt "$rbin" echo-client --conns 1000 --secs 5 --multi-thread
+kill -TERM "$server"
+wait "$server"
+
+# Out of file descriptors: a server limited to 20 against 15 connections.
+prlimit --nofile=20:20 "$rbin" 5 --addr 127.0.0.1:7879 --quiet >"$server_log" 2>&1 &
+server=$!
+wait_listening "$server_log"
+show ch05-emfile-client "$rbin" echo-client --addr 127.0.0.1:7879 --conns 15 --secs 1
+kill -TERM "$server"
+wait "$server"
+{
+    echo '$ prlimit --nofile=20:20 cargo run --release -- 5 --addr 127.0.0.1:7879 \'
+    echo '    --quiet'
+    cat "$server_log"
+} >"$out/ch05-emfile-server.txt"
+rm -f "$server_log"

@@ -72,6 +72,17 @@ pub const EXERCISES: &[Exercise] = &[
         ex3_fixed_buffers,
         "Registered buffers and files: ReadFixed, WriteFixed"
     ),
+    exercise!(
+        "4",
+        ex4_tokio_uring_file,
+        "tokio-uring: write a file, read it back with reads in flight"
+    ),
+    exercise!(
+        "5",
+        ex5_tcp_echo,
+        "TCP echo server on tokio-uring, one task per connection",
+        ["--demo"]
+    ),
 ];
 
 /// The exercise with this number, if there is one.

@@ -9,9 +9,12 @@ extern crate self as uring_book;
 
 pub mod diagnose;
 pub mod doctor;
+pub mod echo;
 pub mod ex1_basic_read;
 pub mod ex1_raw_ring;
 pub mod ex2_write_and_batch;
 pub mod ex3_fixed_buffers;
+pub mod ex4_tokio_uring_file;
+pub mod ex5_tcp_echo;
 pub mod exercises;
 pub mod system;
