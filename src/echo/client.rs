@@ -313,7 +313,7 @@ pub fn main(args: &CliArgs) -> anyhow::Result<()> {
         args.secs,
         args.addr,
         if args.multi_thread {
-            ", multi-thread runtime"
+            "\n(multi-thread runtime)"
         } else {
             ""
         }
