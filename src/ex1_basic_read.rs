@@ -225,6 +225,6 @@ mod tests {
     #[test]
     fn default_text_takes_several_reads_and_ends_short() {
         let len = DEFAULT_TEXT.len();
-        assert!(len > 2 * 64 && len % 64 != 0, "{len}");
+        assert!(len > 2 * 64 && !len.is_multiple_of(64), "{len}");
     }
 }

@@ -198,7 +198,7 @@ pub fn run_batch(
 }
 // ANCHOR_END: run_batch
 
-// ANCHOR: account
+// ANCHOR: helpers
 /// What a CQE's result means for `op`: Ok(true) if bytes remain to move,
 /// Ok(false) if it is done, an error if it failed or moved nothing.
 fn account(dir: Dir, i: usize, op: &mut Op, res: i32) -> anyhow::Result<bool> {
@@ -213,9 +213,7 @@ fn account(dir: Dir, i: usize, op: &mut Op, res: i32) -> anyhow::Result<bool> {
     op.done += res as usize;
     Ok(op.done < op.buf.len())
 }
-// ANCHOR_END: account
 
-// ANCHOR: give_up
 /// The ring keeps failing, so we cannot learn when the kernel is done with
 /// the buffers, and freeing one it still uses lets it write into freed
 /// memory. Leaking them all is sound and keeps the process alive to report
@@ -234,7 +232,7 @@ fn give_up(
         "gave up on {in_flight} operations in flight, leaking their buffers"
     ))
 }
-// ANCHOR_END: give_up
+// ANCHOR_END: helpers
 
 /// `count` blocks of `size` bytes, each filled with its own number, so a
 /// block read back from the wrong offset cannot pass for the right one.
@@ -430,13 +428,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         "\n== 2. A batch: {n} writes, then {n} reads, ring of {} SQ entries",
         ring.params().sq_entries()
     );
-    // ANCHOR: batch
     let mut written = blocks(n, size);
     let w = run_batch(&mut ring, Dir::Write, fd, &mut written)?;
     let mut read = read_buffers(&written);
     let r = run_batch(&mut ring, Dir::Read, fd, &mut read)?;
     verify(&read, &written)?;
-    // ANCHOR_END: batch
     show("writes", &w);
     show("reads", &r);
     println!("  every block read back equals the block written at its offset");

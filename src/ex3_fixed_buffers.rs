@@ -68,7 +68,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let (count, size) = (args.buffers as usize, args.buf_size as usize);
     // ANCHOR: setup
     // The buffers are declared before the ring, so they are dropped after
-    // it: the kernel unregisters them when the ring goes, not before.
+    // it. The kernel unpins them later still (the ring's teardown is
+    // asynchronous); that is sound because nothing is in flight by then.
     let mut bufs: Vec<Vec<u8>> = (0..count).map(|_| vec![0u8; size]).collect();
     let mut ring = IoUring::new(count.max(BATCH).next_power_of_two() as u32)
         .map_err(diagnose::setup)?;
@@ -83,7 +84,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         })
         .collect();
     // SAFETY: each buffer stays allocated, unmoved and unresized until the
-    // ring is dropped (see above). The kernel pins its pages now.
+    // ring is dropped (see above), and every operation that names it is
+    // reaped before that. The kernel pins its pages now.
     unsafe { ring.submitter().register_buffers(&iovecs) }
         .map_err(|err| diagnose::register_buffers(err, count * size))?;
     // ANCHOR_END: register_buffers
