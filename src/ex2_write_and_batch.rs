@@ -152,7 +152,8 @@ pub fn run_batch(
             // is not touched before its CQE.
             if unsafe { ring.submission().push(&sqe) }.is_ok() {
                 todo.pop_front();
-                (stats.sqes, in_flight) = (stats.sqes + 1, in_flight + 1);
+                stats.sqes += 1;
+                in_flight += 1;
                 continue;
             }
             // The SQ is full: submitting hands its SQEs to the kernel, which
@@ -179,7 +180,7 @@ pub fn run_batch(
                     todo.push_back(i);
                 }
                 Ok(false) => {}
-                Err(err) => drop(failed.get_or_insert(err)),
+                Err(err) => failed = failed.or(Some(err)),
             }
         }
         match entered {
@@ -217,8 +218,9 @@ fn account(dir: Dir, i: usize, op: &mut Op, res: i32) -> anyhow::Result<bool> {
 /// The ring keeps failing, so we cannot learn when the kernel is done with
 /// the buffers, and freeing one it still uses lets it write into freed
 /// memory. Leaking them all is sound and keeps the process alive to report
-/// the error in one line, which abort() would not. SQEs still queued in the
-/// SQ name these buffers: the ring must not be entered again.
+/// the error in one line, which abort() would not. SQEs may still be queued
+/// in the SQ: should the ring ever be entered again, they run on memory that
+/// is still there, but on a descriptor the caller may have closed since.
 fn give_up(
     ops: &mut [Op],
     in_flight: usize,
