@@ -159,7 +159,7 @@ pub fn read_to_end(
         // ANCHOR: push
         // SAFETY: the kernel will write into `buf` and use the file descriptor
         // after push returns. Both stay alive and untouched until the CQE of
-        // this read is reaped below.
+        // this read is reaped below, even after an error (or `buf` is leaked).
         unsafe { ring.submission().push(&read_e) }
             .map_err(|_| anyhow!("the submission queue is full"))?;
         // ANCHOR_END: push
