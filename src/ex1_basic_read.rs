@@ -43,6 +43,10 @@ pub const PRINT_LIMIT: usize = 4096;
 /// as many; the ones between are counted, not shown.
 const CQES_SHOWN: usize = 5;
 
+/// io_uring_enter errors in a row after which read_to_end stops waiting for
+/// the CQE of a read that may be in flight.
+pub const FAILURES_BEFORE_GIVING_UP: usize = 3;
+
 /// The default file: three lines, so that the default 64-byte buffer takes
 /// several reads and the last one is short.
 pub const DEFAULT_TEXT: &str = "\
@@ -155,7 +159,7 @@ pub fn read_to_end(
         // ANCHOR: push
         // SAFETY: the kernel will write into `buf` and use the file descriptor
         // after push returns. Both stay alive and untouched until the CQE of
-        // this read is reaped below.
+        // this read is reaped below, even after an error (or `buf` is leaked).
         unsafe { ring.submission().push(&read_e) }
             .map_err(|_| anyhow!("the submission queue is full"))?;
         // ANCHOR_END: push
@@ -164,16 +168,31 @@ pub fn read_to_end(
         // io_uring_enter(2): submit the SQE and wait for one CQE. A signal can
         // cut the wait short (EINTR, or a return before the CQE is there);
         // the SQE has been consumed by then, so waiting again is all it takes.
+        // Another error may come with the read in flight too: it is returned
+        // only after the read's CQE, unless the ring keeps failing. Then we
+        // leak `buf`, so the kernel can never write into freed memory, rather
+        // than abort() and lose the error message.
+        let (mut failed, mut failures) = (None, 0);
         let cqe = loop {
-            if let Err(err) = ring.submit_and_wait(1) {
-                if err.kind() != io::ErrorKind::Interrupted {
-                    return Err(err).context("io_uring_enter");
+            match ring.submit_and_wait(1) {
+                Ok(_) => {}
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => {
+                    failures += 1;
+                    if failures == FAILURES_BEFORE_GIVING_UP {
+                        std::mem::forget(buf);
+                        return Err(err).context("io_uring_enter (read buffer leaked)");
+                    }
+                    failed.get_or_insert(err);
                 }
             }
             if let Some(cqe) = ring.completion().next() {
                 break cqe;
             }
         };
+        if let Some(err) = failed {
+            return Err(err).context("io_uring_enter");
+        }
         // ANCHOR_END: submit
 
         // ANCHOR: reap
@@ -206,6 +225,6 @@ mod tests {
     #[test]
     fn default_text_takes_several_reads_and_ends_short() {
         let len = DEFAULT_TEXT.len();
-        assert!(len > 2 * 64 && len % 64 != 0, "{len}");
+        assert!(len > 2 * 64 && !len.is_multiple_of(64), "{len}");
     }
 }

@@ -103,7 +103,8 @@ fn sqe_for(dir: Dir, fd: RawFd, op: &mut Op, index: usize) -> io_uring::squeue::
 
 /// Calls io_uring_enter through the crate: submits every queued SQE and
 /// waits for `want` completions. Counts the call; retries after a signal.
-fn enter(ring: &IoUring, want: usize, stats: &mut BatchStats) -> anyhow::Result<()> {
+/// Returns how many SQEs the kernel consumed.
+fn enter(ring: &IoUring, want: usize, stats: &mut BatchStats) -> anyhow::Result<usize> {
     loop {
         stats.enters += 1;
         match ring.submit_and_wait(want) {
@@ -111,14 +112,20 @@ fn enter(ring: &IoUring, want: usize, stats: &mut BatchStats) -> anyhow::Result<
             Err(err) => return Err(err).context("io_uring_enter"),
             Ok(consumed) => {
                 stats.consumed += consumed;
-                return Ok(());
+                return Ok(consumed);
             }
         }
     }
 }
 
+/// io_uring_enter calls in a row that neither consumed an SQE nor brought a
+/// CQE, after which [`run_batch`] stops waiting for what is in flight.
+pub const STALLS_BEFORE_GIVING_UP: usize = 3;
+
+// ANCHOR: run_batch
 /// Reads or writes every op in `ops` on `fd`, as many per io_uring_enter as
-/// the rings allow, until each op has moved all its bytes.
+/// the rings allow, until each op has moved all its bytes. After an error it
+/// queues nothing more and reaps what is in flight before returning it.
 pub fn run_batch(
     ring: &mut IoUring,
     dir: Dir,
@@ -132,70 +139,102 @@ pub fn run_batch(
     // More operations in flight than CQ entries could overflow the CQ.
     let cq_room = ring.params().cq_entries() as usize;
     let mut todo: VecDeque<usize> = (0..ops.len()).collect();
-    let (mut in_flight, mut failed) = (0, None);
+    // in_flight: pushed and not yet completed (queued in the SQ or with the
+    // kernel). failed: the first error, returned once nothing is in flight.
+    let (mut in_flight, mut failed, mut stalls) = (0, None, 0);
     while !todo.is_empty() || in_flight > 0 {
-        // ANCHOR: queue
-        while in_flight < cq_room {
-            let Some(i) = todo.pop_front() else { break };
+        while in_flight < cq_room && failed.is_none() {
+            let Some(&i) = todo.front() else { break };
             let sqe = sqe_for(dir, fd, &mut ops[i], i);
-            // SAFETY: ops[i].buf outlives the operation: `ops` is borrowed
-            // for this whole function, which returns only when nothing is
-            // in flight, and the buffer is not touched before its CQE.
-            while unsafe { ring.submission().push(&sqe) }.is_err() {
-                // The SQ is full. Submitting hands its SQEs to the kernel,
-                // which frees their slots; then the push is tried again.
-                stats.full_sq += 1;
-                enter(ring, 0, &mut stats)?;
+            // SAFETY: ops[i].buf outlives the operation: `ops` is borrowed for
+            // this whole function, which returns only when nothing is in
+            // flight or after leaking the buffers (give_up), and the buffer
+            // is not touched before its CQE.
+            if unsafe { ring.submission().push(&sqe) }.is_ok() {
+                todo.pop_front();
+                stats.sqes += 1;
+                in_flight += 1;
+                continue;
             }
-            stats.sqes += 1;
-            in_flight += 1;
+            // The SQ is full: submitting hands its SQEs to the kernel, which
+            // frees their slots. If it took none, stop rather than spin.
+            stats.full_sq += 1;
+            match enter(ring, 0, &mut stats) {
+                Ok(0) => failed = Some(anyhow!("io_uring_enter consumed no SQE")),
+                Ok(_) => {}
+                Err(err) => failed = Some(err),
+            }
         }
-        // ANCHOR_END: queue
-
-        // ANCHOR: reap
-        // One io_uring_enter submits what is queued and waits for all of it
-        // (a signal may end the wait early: the loop then waits again).
-        enter(ring, in_flight, &mut stats)?;
+        // Submit what is queued and wait for all of it (a signal may end the
+        // wait early: the loop then waits again).
+        let entered = enter(ring, in_flight, &mut stats);
+        let before = in_flight;
         for cqe in ring.completion() {
             in_flight -= 1;
             // user_data says which op this is: CQEs come in any order.
             let i = cqe.user_data() as usize;
             stats.order.push(cqe.user_data());
-            let op = &mut ops[i];
-            match cqe.result() {
-                res if res < 0 => {
-                    let err = diagnose::errno_text(&diagnose::cqe_error(res));
-                    failed.get_or_insert(anyhow!("{dir:?} {i} failed: {err}"));
+            match account(dir, i, &mut ops[i], cqe.result()) {
+                Ok(true) => {
+                    stats.short += 1; // a short transfer: queue the rest
+                    todo.push_back(i);
                 }
-                0 => {
-                    failed.get_or_insert(anyhow!(
-                        "{dir:?} {i} moved 0 bytes with {} of {} done (end of file?)",
-                        op.done,
-                        op.buf.len()
-                    ));
-                }
-                n => {
-                    op.done += n as usize;
-                    if op.done < op.buf.len() {
-                        // A short transfer: queue the rest as a new SQE.
-                        stats.short += 1;
-                        todo.push_back(i);
-                    }
-                }
+                Ok(false) => {}
+                Err(err) => failed = failed.or(Some(err)),
             }
         }
-        if failed.is_some() {
-            // Queue nothing more, but reap what is in flight before
-            // returning: the kernel may still be using those buffers.
-            todo.clear();
+        match entered {
+            Ok(consumed) if consumed > 0 || in_flight < before => stalls = 0,
+            Ok(_) => stalls += 1,
+            Err(err) => (failed, stalls) = (failed.or(Some(err)), stalls + 1),
         }
-        // ANCHOR_END: reap
+        if failed.is_some() {
+            todo.clear(); // queue nothing more, but reap what is in flight
+        }
+        if stalls == STALLS_BEFORE_GIVING_UP && in_flight > 0 {
+            return Err(give_up(ops, in_flight, failed));
+        }
     }
-    match failed {
-        Some(err) => Err(err),
-        None => Ok(stats),
-    }
+    failed.map_or(Ok(stats), Err)
 }
+// ANCHOR_END: run_batch
+
+// ANCHOR: helpers
+/// What a CQE's result means for `op`: Ok(true) if bytes remain to move,
+/// Ok(false) if it is done, an error if it failed or moved nothing.
+fn account(dir: Dir, i: usize, op: &mut Op, res: i32) -> anyhow::Result<bool> {
+    if res < 0 {
+        let err = diagnose::errno_text(&diagnose::cqe_error(res));
+        bail!("{dir:?} {i} failed: {err}");
+    }
+    if res == 0 {
+        let (done, len) = (op.done, op.buf.len());
+        bail!("{dir:?} {i} moved 0 bytes with {done} of {len} done (end of file?)");
+    }
+    op.done += res as usize;
+    Ok(op.done < op.buf.len())
+}
+
+/// The ring keeps failing, so we cannot learn when the kernel is done with
+/// the buffers, and freeing one it still uses lets it write into freed
+/// memory. Leaking them all is sound and keeps the process alive to report
+/// the error in one line, which abort() would not. SQEs may still be queued
+/// in the SQ: should the ring ever be entered again, they run on memory that
+/// is still there, but on a descriptor the caller may have closed since.
+fn give_up(
+    ops: &mut [Op],
+    in_flight: usize,
+    failed: Option<anyhow::Error>,
+) -> anyhow::Error {
+    for op in ops.iter_mut() {
+        std::mem::forget(std::mem::take(&mut op.buf));
+    }
+    let err = failed.unwrap_or_else(|| anyhow!("io_uring_enter makes no progress"));
+    err.context(format!(
+        "gave up on {in_flight} operations in flight, leaking their buffers"
+    ))
+}
+// ANCHOR_END: helpers
 
 /// `count` blocks of `size` bytes, each filled with its own number, so a
 /// block read back from the wrong offset cannot pass for the right one.
@@ -221,38 +260,68 @@ pub fn read_buffers(written: &[Op]) -> Vec<Op> {
 /// Submits a read of an empty pipe (user_data 0) and then `n` reads of
 /// `file` (user_data 1..=n) in one io_uring_enter. The file reads complete;
 /// the pipe read waits for data, which arrives only after they did. Returns
-/// the user_data of each CQE in arrival order. The SQ must hold n + 1 SQEs.
+/// the user_data of each CQE in arrival order.
 pub fn out_of_order(
     ring: &mut IoUring,
     file: &File,
     n: usize,
 ) -> anyhow::Result<Vec<u64>> {
+    // Checked before the first push: an SQE left queued in the SQ on an early
+    // return would be submitted by the next io_uring_enter, buffer long gone.
+    let sq = ring.submission();
+    if sq.capacity() - sq.len() < n + 1 {
+        bail!("the SQ has no room for {} SQEs", n + 1);
+    }
+    drop(sq);
     let (pipe_rx, mut pipe_tx) = pipe()?;
     let mut bufs = vec![[0u8; 16]; n + 1];
     for (i, buf) in bufs.iter_mut().enumerate() {
-        let fd = if i == 0 {
-            pipe_rx.as_raw_fd()
-        } else {
-            file.as_raw_fd()
-        };
+        let fd = if i == 0 { &pipe_rx } else { file }.as_raw_fd();
         let read = opcode::Read::new(types::Fd(fd), buf.as_mut_ptr(), buf.len() as u32)
             .build()
             .user_data(i as u64);
-        // SAFETY: `bufs` and both descriptors live until every CQE is reaped.
-        unsafe { ring.submission().push(&read) }.map_err(|_| anyhow!("SQ full"))?;
+        // SAFETY: `bufs` lives until every CQE is reaped, or is leaked below.
+        // The kernel holds its own reference to each file once it has the SQE.
+        unsafe { ring.submission().push(&read) }.expect("room checked above");
     }
     let mut order = Vec::new();
     // Wait for n CQEs: the n file reads. The pipe read cannot complete yet.
-    while order.len() < n {
-        ring.submit_and_wait(n - order.len())?;
+    let result = reap_until(ring, &mut order, n).and_then(|()| {
+        pipe_tx.write_all(b"now")?;
+        reap_until(ring, &mut order, n + 1)
+    });
+    if result.is_err() {
+        // The pipe read may be pending: closing the write end completes it
+        // (0 bytes, end of file). If even that cannot be reaped, leak the
+        // buffers rather than free memory the kernel may write into.
+        drop(pipe_tx);
+        if reap_until(ring, &mut order, n + 1).is_err() {
+            std::mem::forget(bufs);
+        }
+    }
+    result.map(|()| order)
+}
+
+/// Reaps CQEs until `order` holds the user_data of `total`; an error only
+/// after io_uring_enter failed STALLS_BEFORE_GIVING_UP times in a row.
+fn reap_until(
+    ring: &mut IoUring,
+    order: &mut Vec<u64>,
+    total: usize,
+) -> anyhow::Result<()> {
+    let mut stalls = 0;
+    while order.len() < total {
+        match ring.submit_and_wait(total - order.len()) {
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) if stalls + 1 == STALLS_BEFORE_GIVING_UP => {
+                return Err(err).context("io_uring_enter");
+            }
+            Err(_) => stalls += 1,
+            Ok(_) => stalls = 0,
+        }
         order.extend(ring.completion().map(|cqe| cqe.user_data()));
     }
-    pipe_tx.write_all(b"now")?;
-    while order.len() < n + 1 {
-        ring.submit_and_wait(1)?;
-        order.extend(ring.completion().map(|cqe| cqe.user_data()));
-    }
-    Ok(order)
+    Ok(())
 }
 // ANCHOR_END: out_of_order
 
@@ -361,13 +430,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         "\n== 2. A batch: {n} writes, then {n} reads, ring of {} SQ entries",
         ring.params().sq_entries()
     );
-    // ANCHOR: batch
     let mut written = blocks(n, size);
     let w = run_batch(&mut ring, Dir::Write, fd, &mut written)?;
     let mut read = read_buffers(&written);
     let r = run_batch(&mut ring, Dir::Read, fd, &mut read)?;
     verify(&read, &written)?;
-    // ANCHOR_END: batch
     show("writes", &w);
     show("reads", &r);
     println!("  every block read back equals the block written at its offset");

@@ -68,7 +68,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let (count, size) = (args.buffers as usize, args.buf_size as usize);
     // ANCHOR: setup
     // The buffers are declared before the ring, so they are dropped after
-    // it: the kernel unregisters them when the ring goes, not before.
+    // it. The kernel unpins them later still (the ring's teardown is
+    // asynchronous); that is sound because nothing is in flight by then.
     let mut bufs: Vec<Vec<u8>> = (0..count).map(|_| vec![0u8; size]).collect();
     let mut ring = IoUring::new(count.max(BATCH).next_power_of_two() as u32)
         .map_err(diagnose::setup)?;
@@ -83,7 +84,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         })
         .collect();
     // SAFETY: each buffer stays allocated, unmoved and unresized until the
-    // ring is dropped (see above). The kernel pins its pages now.
+    // ring is dropped (see above), and every operation that names it is
+    // reaped before that. The kernel pins its pages now.
     unsafe { ring.submitter().register_buffers(&iovecs) }
         .map_err(|err| diagnose::register_buffers(err, count * size))?;
     // ANCHOR_END: register_buffers
@@ -187,15 +189,21 @@ fn fixed_sqe(dir: Dir, index: u16, buf: *mut u8, len: u32, offset: u64) -> squeu
 
 /// Writes (or reads) registered buffer i at offset i * size of registered
 /// file 0, all in one batch; short transfers are continued. Returns the
-/// number of SQEs it took.
+/// number of SQEs it took. After an error it reaps what is in flight before
+/// returning it.
 pub fn write_read_fixed(
     ring: &mut IoUring,
     bufs: &mut [Vec<u8>],
     dir: Dir,
 ) -> anyhow::Result<usize> {
+    // Checked before the first push: an SQE left queued on an early return
+    // would be submitted by the next io_uring_enter, buffer or not.
+    if bufs.len() > ring.params().sq_entries() as usize {
+        bail!("more buffers ({}) than SQ entries", bufs.len());
+    }
     let mut done = vec![0usize; bufs.len()];
     let mut todo: Vec<usize> = (0..bufs.len()).collect();
-    let (mut sqes, mut in_flight, mut failed) = (0, 0, None);
+    let (mut sqes, mut in_flight, mut failed, mut stalls) = (0, 0, None, 0);
     let size = bufs[0].len();
     while !todo.is_empty() || in_flight > 0 {
         for i in todo.drain(..) {
@@ -203,14 +211,18 @@ pub fn write_read_fixed(
             let buf = &mut bufs[i][done[i]..];
             let sqe =
                 fixed_sqe(dir, i as u16, buf.as_mut_ptr(), buf.len() as u32, offset);
-            // SAFETY: bufs[i] is registered and outlives the ring; it is
-            // not touched until its CQE is reaped.
-            unsafe { ring.submission().push(&sqe) }
-                .map_err(|_| anyhow!("SQ full: more buffers than SQ entries"))?;
+            // SAFETY: bufs[i] is registered and outlives the ring; it is not
+            // touched until its CQE is reaped, and this function returns only
+            // when nothing is in flight or after leaking the buffers.
+            if unsafe { ring.submission().push(&sqe) }.is_err() {
+                failed.get_or_insert(anyhow!("SQ full"));
+                break;
+            }
             sqes += 1;
             in_flight += 1;
         }
-        wait(ring, in_flight)?;
+        let entered = wait(ring, in_flight);
+        let before = in_flight;
         for cqe in ring.completion() {
             in_flight -= 1;
             let i = cqe.user_data() as usize;
@@ -231,8 +243,14 @@ pub fn write_read_fixed(
                 }
             }
         }
+        stalls = progress(entered, in_flight < before, &mut failed, stalls);
         if failed.is_some() {
             todo.clear(); // reap what is in flight, then give up
+        }
+        if stalls == STALLS_BEFORE_GIVING_UP && in_flight > 0 {
+            bufs.iter_mut().for_each(leak);
+            return Err(failed.unwrap_or_else(|| anyhow!("no progress")))
+                .context(format!("{in_flight} operations in flight: buffers leaked"));
         }
     }
     match failed {
@@ -241,14 +259,44 @@ pub fn write_read_fixed(
     }
 }
 
-/// submit_and_wait, again after a signal interrupts the wait.
-fn wait(ring: &IoUring, want: usize) -> anyhow::Result<()> {
-    while let Err(err) = ring.submit_and_wait(want) {
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err).context("io_uring_enter");
+/// io_uring_enter calls in a row that neither consumed an SQE nor brought a
+/// CQE, after which a loop stops waiting for what is in flight.
+const STALLS_BEFORE_GIVING_UP: usize = 3;
+
+/// submit_and_wait, again after a signal interrupts the wait. Returns how
+/// many SQEs the kernel consumed.
+fn wait(ring: &IoUring, want: usize) -> anyhow::Result<usize> {
+    loop {
+        match ring.submit_and_wait(want) {
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other.context("io_uring_enter"),
         }
     }
-    Ok(())
+}
+
+/// The new count of io_uring_enter calls in a row without progress, after
+/// `entered`; keeps its error in `failed` unless there was one already.
+fn progress(
+    entered: anyhow::Result<usize>,
+    reaped: bool,
+    failed: &mut Option<anyhow::Error>,
+    stalls: usize,
+) -> usize {
+    match entered {
+        Ok(consumed) if consumed > 0 || reaped => 0,
+        Ok(_) => stalls + 1,
+        Err(err) => {
+            failed.get_or_insert(err);
+            stalls + 1
+        }
+    }
+}
+
+/// Gives up on a buffer the kernel may still write into: it is never freed.
+/// That is sound and lets the process report its error in one line, which
+/// abort() would not.
+fn leak(buf: &mut Vec<u8>) {
+    std::mem::forget(std::mem::take(buf));
 }
 
 fn describe(variant: Variant) -> &'static str {
@@ -267,7 +315,7 @@ fn describe(variant: Variant) -> &'static str {
 pub fn measure(
     ring: &mut IoUring,
     file: &File,
-    buf: &mut [u8],
+    buf: &mut Vec<u8>,
     variant: Variant,
     ops: usize,
 ) -> anyhow::Result<Duration> {
@@ -280,11 +328,12 @@ pub fn measure(
         buf.as_mut_ptr(),
     );
     let most = BATCH.min(ring.params().sq_entries() as usize);
-    let (mut issued, mut reaped) = (0, 0);
+    let (mut issued, mut reaped, mut failed, mut stalls) = (0, 0, None, 0);
     let start = Instant::now();
-    while reaped < ops {
+    // After an error, issue nothing more but reap every read in flight.
+    while reaped < issued || (issued < ops && failed.is_none()) {
         // Queue until `most` reads are in flight, then submit and wait for all.
-        while issued < ops && issued - reaped < most {
+        while issued < ops && issued - reaped < most && failed.is_none() {
             let (off, l) = ((issued % slots * len) as u64, len as u32);
             let sqe = match variant {
                 Variant::Read => opcode::Read::new(fd, ptr, l).offset(off).build(),
@@ -299,19 +348,35 @@ pub fn measure(
                 }
             };
             // SAFETY: `buf` (registered buffer 0) and `file` outlive every
-            // read: all are reaped before this function returns. The reads
-            // all land in the same buffer: only their timing matters here.
-            unsafe { ring.submission().push(&sqe) }.map_err(|_| anyhow!("SQ full"))?;
+            // read: all are reaped before this function returns, or `buf` is
+            // leaked. The reads all land in the same buffer: only their
+            // timing matters here.
+            if unsafe { ring.submission().push(&sqe) }.is_err() {
+                failed = Some(anyhow!("SQ full"));
+                break;
+            }
             issued += 1;
         }
-        wait(ring, issued - reaped)?;
+        let entered = wait(ring, issued - reaped);
+        let before = reaped;
         for cqe in ring.completion() {
             reaped += 1;
             if cqe.result() != len as i32 {
-                bail!("{variant:?} returned {} instead of {len}", cqe.result());
+                let res = cqe.result();
+                failed.get_or_insert(anyhow!("{variant:?} returned {res}, not {len}"));
             }
         }
+        stalls = progress(entered, reaped > before, &mut failed, stalls);
+        if stalls == STALLS_BEFORE_GIVING_UP && reaped < issued {
+            leak(buf);
+            return Err(failed.unwrap_or_else(|| anyhow!("no progress"))).context(
+                format!("{} reads in flight: buffer leaked", issued - reaped),
+            );
+        }
     }
-    Ok(start.elapsed())
+    match failed {
+        Some(err) => Err(err),
+        None => Ok(start.elapsed()),
+    }
 }
 // ANCHOR_END: measure

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use io_uring::IoUring;
 use uring_book::ex2_write_and_batch::{
-    blocks, out_of_order, read_buffers, run_batch, short_writes, BatchStats, Dir,
+    blocks, out_of_order, read_buffers, run_batch, short_writes, BatchStats, Dir, Op,
 };
 
 fn scratch() -> (tempfile::TempDir, File) {
@@ -127,4 +127,59 @@ fn zero_ops_is_a_usage_error() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
+#[test]
+fn a_failed_op_is_reported_only_after_the_others_in_flight_are_reaped() {
+    use std::io::Write;
+    // Two reads of one empty pipe: op 0 asks for 0 bytes and completes at
+    // once with 0, which run_batch treats as an error; op 1 waits for data,
+    // which a thread writes a little later.
+    let (rx, tx) = std::io::pipe().unwrap();
+    let writer = std::thread::spawn(move || {
+        let mut tx = tx;
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        tx.write_all(b"late").unwrap();
+    });
+    let mut ring = IoUring::new(8).unwrap();
+    let mut ops = vec![Op::new(0, Vec::new()), Op::new(0, vec![0; 4])];
+    let err = run_batch(&mut ring, Dir::Read, rx.as_raw_fd(), &mut ops).unwrap_err();
+    writer.join().unwrap();
+    assert!(err.to_string().contains("Read 0 moved 0 bytes"), "{err:#}");
+    // The error came back only after op 1's CQE: its bytes are in its buffer.
+    assert_eq!((ops[1].done, &ops[1].buf[..]), (4, &b"late"[..]));
+    // Nothing of the batch is left: the next CQE is the next SQE's.
+    let nop = io_uring::opcode::Nop::new().build().user_data(99);
+    // SAFETY: a NOP has no buffer.
+    unsafe { ring.submission().push(&nop) }.unwrap();
+    ring.submit_and_wait(1).unwrap();
+    let left: Vec<u64> = ring.completion().map(|c| c.user_data()).collect();
+    assert_eq!(left, [99]);
+}
+
+#[test]
+fn when_the_ring_keeps_failing_the_buffers_are_leaked_not_freed() {
+    // A ring created disabled refuses io_uring_enter (EBADFD) until it is
+    // enabled, but push still fills its SQ: run_batch cannot submit what it
+    // queued and must not free the buffers those SQEs name.
+    let (dir, file) = scratch();
+    let mut ring = IoUring::builder().setup_r_disabled().build(8).unwrap();
+    let mut written = blocks(16, 4096);
+    let expected: Vec<u8> = written[..8].iter().flat_map(|op| op.buf.clone()).collect();
+    let err =
+        run_batch(&mut ring, Dir::Write, file.as_raw_fd(), &mut written).unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(msg.contains("gave up on 8 operations in flight"), "{msg}");
+    assert!(msg.contains("os error 77"), "EBADFD: {msg}");
+    assert!(
+        written.iter().all(|op| op.buf.is_empty()),
+        "buffers not leaked"
+    );
+    // The 8 SQEs are still queued. Once the ring is enabled they run, from
+    // memory that was leaked and so is still there: the file gets the blocks.
+    ring.submitter().register_enable_rings().unwrap();
+    assert_eq!(ring.submit_and_wait(8).unwrap(), 8);
+    let res: Vec<i32> = ring.completion().map(|c| c.result()).collect();
+    assert_eq!(res, [4096; 8]);
+    assert!(std::fs::read(dir.path().join("data")).unwrap() == expected);
 }

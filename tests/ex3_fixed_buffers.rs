@@ -6,7 +6,7 @@ use std::os::unix::io::AsRawFd;
 use std::process::Command;
 
 use io_uring::IoUring;
-use uring_book::ex3_fixed_buffers::{measure, write_read_fixed, Dir, VARIANTS};
+use uring_book::ex3_fixed_buffers::{measure, write_read_fixed, Dir, Variant, VARIANTS};
 
 #[test]
 fn write_fixed_then_read_fixed_returns_every_byte() {
@@ -130,4 +130,28 @@ fn cap_ipc_lock_inside_a_user_namespace_is_explained() {
     assert!(err.contains("failed with ENOMEM"), "{err}");
     assert!(err.contains("only inside a user namespace"), "{err}");
     assert!(err.contains("RLIMIT_MEMLOCK (64 KiB)"), "{err}");
+}
+
+#[test]
+fn a_failing_measurement_reaps_every_read_before_returning() {
+    // No buffer is registered, so every ReadFixed fails in its CQE. The
+    // error must come back only after all 32 reads of the batch are reaped.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data");
+    std::fs::write(&path, vec![7u8; 64 * 1024]).unwrap();
+    let file = File::open(&path).unwrap();
+    let mut ring = IoUring::new(32).unwrap();
+    ring.submitter()
+        .register_files(&[file.as_raw_fd()])
+        .unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let err = measure(&mut ring, &file, &mut buf, Variant::ReadFixed, 100).unwrap_err();
+    assert!(err.to_string().contains("ReadFixed returned -"), "{err:#}");
+    // Nothing of the measurement is left: the next CQE is the next SQE's.
+    let nop = io_uring::opcode::Nop::new().build().user_data(99);
+    // SAFETY: a NOP has no buffer.
+    unsafe { ring.submission().push(&nop) }.unwrap();
+    ring.submit_and_wait(1).unwrap();
+    let left: Vec<u64> = ring.completion().map(|c| c.user_data()).collect();
+    assert_eq!(left, [99]);
 }
