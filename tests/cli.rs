@@ -2,6 +2,8 @@
 
 use std::process::Command;
 
+mod common;
+
 const BIN: &str = env!("CARGO_BIN_EXE_uring-book");
 
 fn run(args: &[&str]) -> (Option<i32>, String, String) {
@@ -87,28 +89,18 @@ fn doctor_passes_on_a_machine_with_io_uring() {
 /// buffers fails with ENOMEM; with a limit of 0 even io_uring_setup does.
 #[test]
 fn doctor_explains_a_small_memlock_limit() {
-    let doctor = |limit: &str| {
-        let limit = format!("--memlock={limit}");
-        // As root, drop CAP_IPC_LOCK first, or nothing is charged at all.
-        let mut cmd = if uring_book::system::has_cap_ipc_lock() {
-            let mut cmd = Command::new("setpriv");
-            cmd.args([
-                "--inh-caps=-ipc_lock",
-                "--bounding-set=-ipc_lock",
-                "prlimit",
-            ]);
-            cmd
-        } else {
-            Command::new("prlimit")
-        };
-        let out = cmd.args([limit.as_str(), BIN, "doctor"]).output().unwrap();
+    let doctor = |limit: u64| {
+        let out = common::memlock_limited(limit, BIN)
+            .arg("doctor")
+            .output()
+            .unwrap();
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stdout).into_owned(),
         )
     };
 
-    let (code, stdout) = doctor("65536");
+    let (code, stdout) = doctor(65536);
     assert_eq!(code, Some(1), "{stdout}");
     assert!(
         stdout.contains("FAIL  register_buffers   1 MiB failed with ENOMEM"),
@@ -121,7 +113,7 @@ fn doctor_explains_a_small_memlock_limit() {
     // only the others refuse even to create a ring under a limit of 0.
     let version = uring_book::system::kernel_version().unwrap();
     if !((5, 12)..(6, 14)).contains(&version) {
-        let (code, stdout) = doctor("0");
+        let (code, stdout) = doctor(0);
         assert_eq!(code, Some(1), "{stdout}");
         assert!(
             stdout.contains("FAIL  io_uring_setup     failed with ENOMEM"),

@@ -1,6 +1,7 @@
 //! Exercise 3: fixed buffers and files move the right bytes; too little
 //! RLIMIT_MEMLOCK is one clear line with the remedy.
 
+mod common;
 use std::fs::File;
 use std::os::unix::io::AsRawFd;
 use std::process::Command;
@@ -80,16 +81,10 @@ fn the_exercise_round_trips_and_measures() {
 
 #[test]
 fn a_small_memlock_limit_without_cap_ipc_lock_is_one_line_with_the_remedy() {
-    // The child gets a 64 KiB RLIMIT_MEMLOCK and, if we are root, loses
-    // CAP_IPC_LOCK, which would exempt it from the limit.
-    let out = Command::new("setpriv")
-        .args(["--inh-caps=-ipc_lock", "--bounding-set=-ipc_lock"])
-        .args([
-            "prlimit",
-            "--memlock=65536",
-            env!("CARGO_BIN_EXE_uring-book"),
-            "3",
-        ])
+    // The child gets a 64 KiB RLIMIT_MEMLOCK and no CAP_IPC_LOCK, which would
+    // exempt it from the limit.
+    let out = common::memlock_limited(65536, env!("CARGO_BIN_EXE_uring-book"))
+        .arg("3")
         .output()
         .expect("setpriv and prlimit (util-linux) are needed for this test");
     assert_eq!(out.status.code(), Some(1), "{out:?}");
@@ -119,9 +114,15 @@ fn cap_ipc_lock_inside_a_user_namespace_is_explained() {
         eprintln!("skipped: this machine does not allow `unshare --user`");
         return;
     }
-    let out = Command::new("unshare")
-        .args(["--user", "--map-root-user", "prlimit", "--memlock=65536"])
-        .args([env!("CARGO_BIN_EXE_uring-book"), "3"])
+    // As root, `memlock_limited` switches to a user of its own (whose charges
+    // no other test shares) and that user creates the namespace.
+    let out = common::memlock_limited(65536, "unshare")
+        .args([
+            "--user",
+            "--map-root-user",
+            env!("CARGO_BIN_EXE_uring-book"),
+            "3",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
