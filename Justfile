@@ -28,6 +28,7 @@ test-host:
     cargo test
     mdbook build
     python3 scripts/check-links.py book/build
+    python3 scripts/check-container.py
 
 # Run exercise N in the container: `just run 1 [ARGS]`
 run N *ARGS: up
