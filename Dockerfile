@@ -8,7 +8,7 @@ FROM rust:1-bookworm
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install --yes --no-install-recommends \
-        liburing-dev util-linux netcat-openbsd python3 fio \
+        liburing-dev util-linux netcat-openbsd python3 python3-yaml fio \
     && rm -rf /var/lib/apt/lists/*
 
 # The same versions the project is tested with.
