@@ -139,31 +139,21 @@ pub async fn serve(listener: TcpListener, stats: Rc<Stats>, quiet: bool) -> io::
 /// treat the network errors it passes on like EAGAIN.
 fn is_per_connection(err: &io::Error) -> bool {
     use libc::*;
-    let transient = [
-        ECONNABORTED,
-        EINTR,
-        EPERM,
-        EPROTO,
-        ENETDOWN,
-        ENOPROTOOPT,
-        EHOSTDOWN,
-        ENONET,
-        EHOSTUNREACH,
-        EOPNOTSUPP,
-        ENETUNREACH,
-    ];
-    err.raw_os_error()
-        .is_some_and(|errno| transient.contains(&errno))
+    // The client gave up, a firewall refused it, a protocol error, a signal;
+    // then the network errors of accept(2)'s list.
+    matches!(
+        err.raw_os_error(),
+        Some(ECONNABORTED | EPERM | EPROTO | EINTR)
+            | Some(ENETDOWN | ENOPROTOOPT | EHOSTDOWN | ENONET | EHOSTUNREACH)
+            | Some(EOPNOTSUPP | ENETUNREACH)
+    )
 }
 
 /// The process or the system is out of descriptors or memory, for now.
 fn is_out_of_resources(err: &io::Error) -> bool {
-    use libc::*;
-    let exhausted = [EMFILE, ENFILE, ENOBUFS, ENOMEM];
-    err.raw_os_error()
-        .is_some_and(|errno| exhausted.contains(&errno))
+    let exhausted = [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM];
+    err.raw_os_error().is_some_and(|e| exhausted.contains(&e))
 }
-// ANCHOR_END: serve
 
 // ANCHOR: echo
 /// Echoes until the client shuts down its sending side; returns the bytes.
@@ -237,4 +227,21 @@ async fn demo_client(addr: SocketAddr, id: usize) -> anyhow::Result<()> {
     let (res, _) = stream.read(Vec::with_capacity(1)).await;
     anyhow::ensure!(res? == 0, "client {id}: expected EOF after shutdown");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_errors_are_sorted() {
+        let err = io::Error::from_raw_os_error;
+        assert!(is_per_connection(&err(libc::ECONNABORTED)));
+        assert!(!is_out_of_resources(&err(libc::ECONNABORTED)));
+        assert!(is_out_of_resources(&err(libc::EMFILE)));
+        assert!(!is_per_connection(&err(libc::EMFILE)));
+        // Neither: serve returns it.
+        assert!(!is_per_connection(&err(libc::EBADF)));
+        assert!(!is_out_of_resources(&err(libc::EBADF)));
+    }
 }
