@@ -103,6 +103,8 @@ wait_listening() {
 }
 
 show ch04-run "$rbin" 4
+# The end of that run, from the first dropped read on, shown again in its section.
+sed -n '/^read timed out;/,$p' "$out/ch04-run.txt" >"$out/ch04-dropped.txt"
 show ch05-demo "$rbin" 5 --demo
 
 # A server on the default port, a client with nc, then Ctrl-C (SIGINT).

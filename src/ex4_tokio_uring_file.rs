@@ -97,7 +97,8 @@ pub async fn write_file(path: &Path) -> anyhow::Result<()> {
     let data = slice.into_inner();
 
     file.sync_all().await?;
-    // Without close().await, dropping File closes it with a blocking close(2).
+    // Without close().await, dropping File closes it with a blocking close(2),
+    // once the last operation in flight on it has completed.
     file.close().await?;
     println!(
         "wrote {} bytes: write_at took {first}, write_all_at the rest",
@@ -113,8 +114,8 @@ async fn read_chunk(file: Rc<File>, pos: u64, len: usize) -> io::Result<Vec<u8>>
     let mut buf = Vec::with_capacity(len);
     while buf.len() < len {
         let filled = buf.len();
-        // The kernel fills the spare capacity from `filled`; the returned Vec's
-        // length then counts the bytes that arrived.
+        // The kernel writes from the slice's start (index `filled`) up to `len`;
+        // the returned Vec's length then counts the bytes that arrived.
         let (res, slice) = file
             .read_at(buf.slice(filled..len), pos + filled as u64)
             .await;
@@ -136,8 +137,9 @@ pub async fn read_back(path: &Path) -> anyhow::Result<()> {
     let tasks: Vec<_> = (0..CHUNKS)
         .map(|i| tokio_uring::spawn(read_chunk(file.clone(), (i * CHUNK) as u64, CHUNK)))
         .collect();
-    // All four reads are queued before this task waits: the runtime submits
-    // their SQEs together when the thread goes idle.
+    // The tasks run when this one first waits; each pushes its read's SQE
+    // then. All four have run before the thread goes idle, so one
+    // io_uring_enter submits the four reads.
     for (i, task) in tasks.into_iter().enumerate() {
         let chunk = task.await?.with_context(|| format!("reading chunk {i}"))?;
         let start = i * CHUNK;
@@ -197,8 +199,10 @@ unsafe impl IoBufMut for LoudBuf {
 
 // ANCHOR: dropped_read
 /// Drops a read future whose read is still in the kernel, then sends data.
+/// Then the way to give up on a connection: shut the socket down.
 pub async fn dropped_read() -> anyhow::Result<()> {
     let (ours, mut peer) = std::os::unix::net::UnixStream::pair()?;
+    peer.set_read_timeout(Some(Duration::from_secs(10)))?;
     let ours = tokio_uring::net::UnixStream::from_std(ours);
     let sleep = |ms| tokio::time::sleep(Duration::from_millis(ms));
 
@@ -214,9 +218,23 @@ pub async fn dropped_read() -> anyhow::Result<()> {
     println!("peer sends \"second\"");
     io::Write::write_all(&mut peer, b"second")?;
 
-    let (res, buf) = ours.read(Vec::with_capacity(16)).await;
+    // Bounded, so that a broken run ends; giving up here ends the program.
+    let next = tokio::time::timeout(Duration::from_secs(10), ours.read(vec![0; 16]));
+    let (res, buf) = next.await.context("the next read: nothing within 10 s")?;
     let got = String::from_utf8_lossy(&buf[..res?]).into_owned();
     println!("the next read returns {got:?}");
+
+    // A timeout done right: shutdown(2) ends the orphaned read, with 0 bytes.
+    let buf = LoudBuf(Vec::with_capacity(16));
+    tokio::select! {
+        _ = ours.read(buf) => anyhow::bail!("the read completed, yet nothing was sent"),
+        _ = sleep(10) => println!("read timed out again; shutting the socket down"),
+    }
+    ours.shutdown(std::net::Shutdown::Both)?;
+    sleep(10).await;
+    let mut rest = [0u8; 16];
+    let n = io::Read::read(&mut peer, &mut rest)?;
+    println!("the peer reads {n} bytes: end of stream");
     Ok(())
 }
 // ANCHOR_END: dropped_read

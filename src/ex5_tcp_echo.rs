@@ -50,17 +50,22 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         let listener = listen(addr)?;
         let stats = Rc::new(Stats::default());
         let bound = listener.local_addr()?;
-        println!("listening on {bound}");
         if args.demo {
+            println!("listening on {bound}");
             tokio_uring::spawn(serve(listener, stats.clone(), args.quiet));
             return demo(bound, &stats).await;
         }
-        println!("file descriptor limit: {nofile}; stop with Ctrl-C");
         // ANCHOR: stop
+        // The handlers exist before anyone learns the address: a SIGTERM sent
+        // as soon as "listening on" appears must not kill the process.
         let mut int = signal(SignalKind::interrupt())?;
         let mut term = signal(SignalKind::terminate())?;
+        println!("listening on {bound}");
+        println!("file descriptor limit: {nofile}; stop with Ctrl-C");
         tokio::select! {
-            _ = serve(listener, stats.clone(), args.quiet) => unreachable!("serve loops"),
+            err = serve(listener, stats.clone(), args.quiet) => {
+                return Err(anyhow::Error::new(err).context("accepting connections"));
+            }
             _ = int.recv() => println!("SIGINT: stopping"),
             _ = term.recv() => println!("SIGTERM: stopping"),
         }
@@ -98,20 +103,25 @@ pub fn listen(addr: SocketAddr) -> anyhow::Result<TcpListener> {
 // ANCHOR_END: listen
 
 // ANCHOR: serve
-/// Accepts connections forever, one task each.
-pub async fn serve(listener: TcpListener, stats: Rc<Stats>, quiet: bool) {
+/// Accepts connections, one task each, until an error that retrying cannot
+/// fix, which it returns.
+pub async fn serve(listener: TcpListener, stats: Rc<Stats>, quiet: bool) -> io::Error {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
-            Err(err) => {
-                // EMFILE, ENFILE, ENOBUFS: the connection waits in the accept
-                // queue; so do we, while other tasks finish and free memory or
-                // descriptors. Retrying at once would spin.
+            // That one connection failed (aborted, refused by a firewall):
+            // the next one may be fine, so accept again at once.
+            Err(err) if is_per_connection(&err) => continue,
+            Err(err) if is_out_of_resources(&err) => {
+                // The connection waits in the accept queue; so do we, while
+                // other tasks finish and free descriptors or memory.
+                // Retrying at once would fail at once, at full CPU.
                 let why = diagnose::errno_text(&err);
                 eprintln!("accept failed: {why}; retrying in {ACCEPT_BACKOFF:?}");
                 tokio::time::sleep(ACCEPT_BACKOFF).await;
                 continue;
             }
+            Err(err) => return err, // EBADF, EINVAL...: the listener is broken
         };
         stats.accepted.set(stats.accepted.get() + 1);
         let stats = stats.clone();
@@ -124,7 +134,26 @@ pub async fn serve(listener: TcpListener, stats: Rc<Stats>, quiet: bool) {
         });
     }
 }
-// ANCHOR_END: serve
+
+/// Errors of one pending connection, not of the listener. accept(2) asks to
+/// treat the network errors it passes on like EAGAIN.
+fn is_per_connection(err: &io::Error) -> bool {
+    use libc::*;
+    // The client gave up, a firewall refused it, a protocol error, a signal;
+    // then the network errors of accept(2)'s list.
+    matches!(
+        err.raw_os_error(),
+        Some(ECONNABORTED | EPERM | EPROTO | EINTR)
+            | Some(ENETDOWN | ENOPROTOOPT | EHOSTDOWN | ENONET | EHOSTUNREACH)
+            | Some(EOPNOTSUPP | ENETUNREACH)
+    )
+}
+
+/// The process or the system is out of descriptors or memory, for now.
+fn is_out_of_resources(err: &io::Error) -> bool {
+    let exhausted = [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM];
+    err.raw_os_error().is_some_and(|e| exhausted.contains(&e))
+}
 
 // ANCHOR: echo
 /// Echoes until the client shuts down its sending side; returns the bytes.
@@ -154,11 +183,15 @@ pub async fn echo(stream: &TcpStream, stats: &Stats) -> io::Result<u64> {
 /// Three clients, each sending three lines and checking each echo: what
 /// `--demo` runs against the server at `addr`.
 pub async fn demo(addr: SocketAddr, stats: &Stats) -> anyhow::Result<()> {
+    // A client gives up after this long: a broken server must not hang us.
+    let limit = Duration::from_secs(10);
     let clients: Vec<_> = (0..3)
-        .map(|id| tokio_uring::spawn(demo_client(addr, id)))
+        .map(|id| tokio_uring::spawn(tokio::time::timeout(limit, demo_client(addr, id))))
         .collect();
-    for client in clients {
-        client.await??;
+    for (id, client) in clients.into_iter().enumerate() {
+        client.await?.map_err(|_| {
+            anyhow::anyhow!("demo client {id}: not done within {limit:?}")
+        })??;
     }
     // Let the server's tasks see the clients' EOF and log it.
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -194,4 +227,21 @@ async fn demo_client(addr: SocketAddr, id: usize) -> anyhow::Result<()> {
     let (res, _) = stream.read(Vec::with_capacity(1)).await;
     anyhow::ensure!(res? == 0, "client {id}: expected EOF after shutdown");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_errors_are_sorted() {
+        let err = io::Error::from_raw_os_error;
+        assert!(is_per_connection(&err(libc::ECONNABORTED)));
+        assert!(!is_out_of_resources(&err(libc::ECONNABORTED)));
+        assert!(is_out_of_resources(&err(libc::EMFILE)));
+        assert!(!is_per_connection(&err(libc::EMFILE)));
+        // Neither: serve returns it.
+        assert!(!is_per_connection(&err(libc::EBADF)));
+        assert!(!is_out_of_resources(&err(libc::EBADF)));
+    }
 }

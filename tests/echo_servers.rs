@@ -24,6 +24,8 @@ pub struct Server {
     pub addr: SocketAddr,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
+    /// The threads that copy stdout and stderr; they end at the pipes' EOF.
+    readers: Vec<thread::JoinHandle<()>>,
 }
 
 impl Server {
@@ -63,7 +65,7 @@ impl Server {
         let (tx, rx) = mpsc::channel();
         let out = BufReader::new(child.stdout.take().unwrap());
         let log = stdout.clone();
-        thread::spawn(move || {
+        let out_reader = thread::spawn(move || {
             for line in out.lines().map_while(Result::ok) {
                 if let Some(addr) = line.strip_prefix("listening on ") {
                     let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
@@ -73,7 +75,7 @@ impl Server {
         });
         let err = BufReader::new(child.stderr.take().unwrap());
         let log = stderr.clone();
-        thread::spawn(move || {
+        let err_reader = thread::spawn(move || {
             for line in err.lines().map_while(Result::ok) {
                 log.lock().unwrap().push_str(&(line + "\n"));
             }
@@ -90,6 +92,7 @@ impl Server {
             addr,
             stdout,
             stderr,
+            readers: vec![out_reader, err_reader],
         }
     }
 
@@ -112,11 +115,16 @@ impl Server {
         }
     }
 
-    /// Waits (bounded) for the server to exit by itself.
+    /// Waits (bounded) for the server to exit by itself, then for the last
+    /// of its output: once it has exited, stdout() and stderr() are complete.
     pub fn wait_exit(&mut self) -> std::process::ExitStatus {
         let deadline = Instant::now() + TIMEOUT;
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().unwrap() {
+                // The pipes reach EOF now that the process is gone.
+                for reader in self.readers.drain(..) {
+                    reader.join().unwrap();
+                }
                 return status;
             }
             thread::sleep(Duration::from_millis(20));
@@ -132,9 +140,10 @@ impl Drop for Server {
     }
 }
 
-/// A blocking connection whose reads and writes time out.
+/// A blocking connection whose connect, reads and writes time out.
 fn connect(addr: SocketAddr) -> TcpStream {
-    let stream = TcpStream::connect(addr).expect("connecting to the server");
+    let stream =
+        TcpStream::connect_timeout(&addr, TIMEOUT).expect("connecting to the server");
     stream.set_read_timeout(Some(TIMEOUT)).unwrap();
     stream.set_write_timeout(Some(TIMEOUT)).unwrap();
     stream
@@ -187,6 +196,12 @@ fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// The largest buffer size in /proc/sys/net/ipv4/`name` (min default max).
+fn sysctl_max(name: &str) -> usize {
+    let text = std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}")).unwrap();
+    text.split_whitespace().last().unwrap().parse().unwrap()
 }
 
 pub mod checks {
@@ -276,21 +291,29 @@ pub mod checks {
     }
 
     pub fn slow_reader_gets_backpressure(server: &Server) {
-        const SIZE: usize = 4 << 20;
-        let data = payload(4, SIZE);
+        // More than the socket buffers on the way can hold (each side's send
+        // and receive buffers, at their maxima), so the writer must block.
+        let size = (2 * (sysctl_max("tcp_wmem") + sysctl_max("tcp_rmem")) + (8 << 20))
+            .max(32 << 20);
+        let data = Arc::new(payload(4, size));
         let before = rss_kib(server.pid());
         let mut stream = connect(server.addr);
         let mut writer = stream.try_clone().unwrap();
         let sent = data.clone();
         let handle = thread::spawn(move || writer.write_all(&sent));
         // Not reading for a while: the server must wait for us, not buffer
-        // our 4 MiB in its own memory.
+        // what we send in its own memory.
         thread::sleep(Duration::from_millis(500));
         let during = rss_kib(server.pid());
-        let mut echoed = vec![0u8; SIZE];
+        assert!(
+            !handle.is_finished(),
+            "all {size} bytes were sent although nobody read the echo: {:?}",
+            handle.join().unwrap()
+        );
+        let mut echoed = vec![0u8; size];
         stream.read_exact(&mut echoed).unwrap();
         handle.join().unwrap().unwrap();
-        assert!(echoed == data, "the 4 MiB echo differs");
+        assert!(echoed == *data, "the {size}-byte echo differs");
         assert!(
             during < before + 2048,
             "server memory grew from {before} KiB to {during} KiB while the client \

@@ -1,14 +1,49 @@
 //! Exercises 4 and 5 as a user runs them: output, files, errors, exit codes.
 
-use std::process::{Command, Output};
+use std::io::Read;
+use std::process::{Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use uring_book::ex4_tokio_uring_file::{byte_at, CHUNK, CHUNKS};
 
+/// A run that takes longer than this is killed and fails the test.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs `uring-book ARGS` to the end, or kills it after TIMEOUT and panics.
 fn uring_book(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_uring-book"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_uring-book"))
         .args(args)
-        .output()
-        .expect("running uring-book")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running uring-book");
+    // Threads drain the pipes, so a chatty child cannot block on a full one.
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        thread::spawn(move || {
+            let mut bytes = Vec::new();
+            pipe.read_to_end(&mut bytes).map(|_| bytes)
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("uring-book {args:?} did not end within {TIMEOUT:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap().unwrap(),
+        stderr: stderr.join().unwrap().unwrap(),
+    }
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -46,6 +81,12 @@ fn ex4_dropped_read_keeps_its_buffer_until_the_cqe() {
         stdout.contains("the next read returns \"second\""),
         "{stdout}"
     );
+    // shutdown(2) ended the second orphaned read: its buffer was freed, and
+    // the peer saw the end of the stream.
+    let shut = stdout.find("shutting the socket down").expect(&stdout);
+    let freed_again = stdout.rfind("buffer is freed").expect(&stdout);
+    let eof = stdout.find("the peer reads 0 bytes").expect(&stdout);
+    assert!(shut < freed_again && freed_again < eof, "{stdout}");
 }
 
 #[test]
