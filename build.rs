@@ -99,8 +99,19 @@ fn expand_link(link: &str, base: &Path, depth: usize) -> Result<Option<String>, 
     let file = base.join(parts.next().unwrap_or(""));
     let selector = parts.next();
     println!("cargo:rerun-if-changed={}", file.display());
-    let content = fs::read_to_string(&file)
-        .map_err(|e| format!("{{{{#{link}}}}}: {}: {e}", file.display()))?;
+    let content = match fs::read_to_string(&file) {
+        Ok(content) => content,
+        // Program output is written by scripts/regen-output.sh, which has to
+        // build the crate first: a new output file cannot exist yet.
+        Err(_) if is_generated_output(&file) => {
+            println!(
+                "cargo:warning=missing {}: run scripts/regen-output.sh",
+                file.display()
+            );
+            return Ok(Some(format!("(run scripts/regen-output.sh: {link})")));
+        }
+        Err(e) => return Err(format!("{{{{#{link}}}}}: {}: {e}", file.display())),
+    };
     let selected = match selector {
         None => select_range(&content, 0, usize::MAX, rustdoc),
         Some(sel) => match parse_range(sel) {
@@ -118,6 +129,12 @@ fn expand_link(link: &str, base: &Path, depth: usize) -> Result<Option<String>, 
     };
     let dir = file.parent().unwrap_or(base);
     expand(&selected, dir, depth + 1).map(Some)
+}
+
+fn is_generated_output(file: &Path) -> bool {
+    file.parent()
+        .and_then(Path::file_name)
+        .is_some_and(|d| d == "output")
 }
 
 /// `N`, `N:M`, `N:`, `:M` (1-based, inclusive) as a 0-based half-open range.

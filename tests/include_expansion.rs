@@ -93,3 +93,10 @@ fn a_missing_file_or_anchor_is_an_error_naming_it() {
     let err = build_script::expand("{{#include listing.rs:nope}}", &base, 0).unwrap_err();
     assert!(err.contains("no anchor `nope`"), "{err}");
 }
+
+#[test]
+fn a_missing_program_output_is_a_placeholder_not_an_error() {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/include");
+    let text = build_script::expand("{{#include output/not-yet.txt}}", &base, 0).unwrap();
+    assert!(text.contains("run scripts/regen-output.sh"), "{text}");
+}
