@@ -233,7 +233,10 @@ fn every_rust_listing_of_the_book_is_tested() {
         let text = fs::read_to_string(&copy)
             .unwrap_or_else(|e| panic!("no expanded copy of {}: {e}", chapter.display()));
         if text.contains("(run scripts/regen-output.sh:") {
-            all.push(format!("{}: includes output not generated yet", chapter.display()));
+            all.push(format!(
+                "{}: includes output not generated yet",
+                chapter.display()
+            ));
         }
         let stem = chapter.file_stem().unwrap().to_str().unwrap();
         listings += code_blocks(&text, stem)

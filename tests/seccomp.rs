@@ -122,17 +122,20 @@ fn compile_profile(json: &str) -> Vec<BpfProgram> {
     }
     by_action
         .into_iter()
-        .map(|(errno, rules)| {
-            let filter = SeccompFilter::new(
-                rules,
-                SeccompAction::Allow,
-                SeccompAction::Errno(errno),
-                TargetArch::x86_64,
-            )
-            .unwrap();
-            filter.try_into().unwrap()
-        })
+        .map(|(errno, rules)| errno_filter(rules, errno))
         .collect()
+}
+
+/// BPF that answers the matching calls with `errno` and allows the rest.
+fn errno_filter(rules: BTreeMap<i64, Vec<SeccompRule>>, errno: u32) -> BpfProgram {
+    let filter = SeccompFilter::new(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(errno),
+        TargetArch::x86_64,
+    )
+    .unwrap();
+    filter.try_into().unwrap()
 }
 
 /// One argument comparison, in libseccomp's terms as Docker's JSON has them:
@@ -155,14 +158,7 @@ fn condition(arg: &serde_json::Value) -> SeccompCondition {
 /// profile (EPERM) or a kernel without io_uring (ENOSYS) would.
 fn refuse_io_uring(errno: u32) -> Vec<BpfProgram> {
     let rules = BTreeMap::from([(libc::SYS_io_uring_setup, vec![])]);
-    let filter = SeccompFilter::new(
-        rules,
-        SeccompAction::Allow,
-        SeccompAction::Errno(errno),
-        TargetArch::x86_64,
-    )
-    .unwrap();
-    vec![filter.try_into().unwrap()]
+    vec![errno_filter(rules, errno)]
 }
 
 /// Runs `cmd` with `filters` installed between fork and exec, for at most 120 s.
