@@ -58,6 +58,12 @@ macro_rules! exercise {
 /// Every exercise, in the book's order.
 pub const EXERCISES: &[Exercise] = &[
     // exercise!("1", ex1_basic_read, "Read a file: ring setup, one SQE, one CQE"),
+    exercise!(
+        "6",
+        ex6_benchmark,
+        "Benchmark io_uring against std, a thread pool, epoll and fio; tables, JSON, SVG",
+        ["--quick"]
+    ),
 ];
 
 /// The exercise with this number, if there is one.

@@ -7,7 +7,9 @@
 
 extern crate self as uring_book;
 
+pub mod bench;
 pub mod diagnose;
 pub mod doctor;
+pub mod ex6_benchmark;
 pub mod exercises;
 pub mod system;

@@ -1,0 +1,328 @@
+//! Tables of a run, for the terminal and as Markdown for the book. Each
+//! table says what machine, file system and settings made it, and puts the
+//! ratios to the baseline of the same run beside the numbers.
+
+use std::fmt::Write as _;
+
+use uring_book::bench::plot::human;
+use uring_book::bench::record::Record;
+use uring_book::system::human_bytes;
+
+/// The workloads in the order the tables show them, with their titles.
+pub const WORKLOADS: &[(&str, &str)] = &[
+    ("seq-write", "Sequential write (then fsync) of one file"),
+    ("seq-read", "Sequential read of one file, not in the page cache"),
+    ("rand-read-cached", "Random 4 KiB reads from the page cache"),
+    ("rand-read-direct", "Random 4 KiB reads with O_DIRECT from the device"),
+    ("rand-read-tmpfs", "Random 4 KiB reads from a file on tmpfs"),
+    ("echo", "TCP echo on loopback"),
+];
+
+/// A table: a title, the lines that say how it was made, a header and rows.
+pub struct Table {
+    pub title: String,
+    pub context: Vec<String>,
+    pub header: Vec<&'static str>,
+    pub rows: Vec<Vec<String>>,
+}
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or("-".into(), |v| format!("{v:.digits$}"))
+}
+
+fn ratio(a: f64, b: Option<f64>) -> String {
+    match b {
+        Some(b) if b > 0.0 => format!("{:.2}x", a / b),
+        _ => "-".into(),
+    }
+}
+
+/// The record a row is compared with: std for files, tokio for echo (same
+/// connections and message size).
+fn baseline<'a>(records: &'a [Record], r: &Record) -> Option<&'a Record> {
+    records.iter().find(|b| {
+        b.workload == r.workload
+            && if r.workload == "echo" {
+                b.engine == "tokio"
+                    && b.queue_depth == r.queue_depth
+                    && b.settings.block_size == r.settings.block_size
+            } else {
+                b.engine == "std"
+            }
+    })
+}
+
+/// fio's io_uring engine at the same depth, for the random-read workloads.
+fn fio_peer<'a>(records: &'a [Record], r: &Record) -> Option<&'a Record> {
+    records.iter().find(|f| {
+        f.workload == r.workload && f.engine == "fio-io_uring" && f.queue_depth == r.queue_depth
+    })
+}
+
+pub fn tables(records: &[Record]) -> Vec<Table> {
+    let mut tables = Vec::new();
+    for &(workload, title) in WORKLOADS {
+        let rows: Vec<&Record> = records.iter().filter(|r| r.workload == workload).collect();
+        let Some(first) = rows.first() else { continue };
+        let s = &first.settings;
+        let mut context = vec![format!("Machine: {}", first.machine.describe())];
+        if let Some(fs) = &s.file_system {
+            context.push(format!("File system: {} ({})", fs.describe(), s.dir));
+        }
+        let size = human_bytes(Some(s.block_size));
+        context.push(if workload == "echo" {
+            format!("Settings: {:.1} s per point; messages of 64 B and 4 KiB", s.seconds)
+        } else if workload.starts_with("seq") {
+            format!(
+                "Settings: {} file, {size} per request, {} of them in flight for io_uring",
+                human_bytes(Some(s.file_size)),
+                rows.iter().map(|r| r.queue_depth).max().unwrap_or(1)
+            )
+        } else {
+            format!(
+                "Settings: {} file, {size} reads at random offsets, {:.1} s per point{}",
+                human_bytes(Some(s.file_size)),
+                s.seconds,
+                if s.o_direct { ", O_DIRECT" } else { "" }
+            )
+        });
+        let echo = workload == "echo";
+        let header = if echo {
+            vec![
+                "server", "conns", "msg", "msgs/s", "MB/s", "p50 us", "p99 us",
+                "server CPU us/msg", "vs tokio",
+            ]
+        } else {
+            vec![
+                "engine", "depth", "ops/s", "MB/s", "p50 us", "p99 us", "CPU us/op",
+                "syscalls/op", "io-wq", "vs std", "vs fio",
+            ]
+        };
+        let rows = rows
+            .iter()
+            .map(|r| {
+                let base = baseline(records, r).map(|b| b.ops_per_s);
+                let mut row = vec![r.engine.clone(), r.queue_depth.to_string()];
+                if echo {
+                    row.push(human_bytes(Some(r.settings.block_size)));
+                }
+                row.push(format!("{:.0}", r.ops_per_s));
+                row.push(format!("{:.1}", r.mb_per_s));
+                row.push(opt(r.p50_us, 1));
+                row.push(opt(r.p99_us, 1));
+                row.push(opt(r.cpu_us_per_op, 2));
+                if echo {
+                    row.push(ratio(r.ops_per_s, base));
+                } else {
+                    row.push(opt(r.syscalls_per_op, 2));
+                    row.push(r.io_wq_workers.map_or("-".into(), |n| n.to_string()));
+                    row.push(ratio(r.ops_per_s, base));
+                    row.push(ratio(r.ops_per_s, fio_peer(records, r).map(|f| f.ops_per_s)));
+                }
+                row
+            })
+            .collect();
+        tables.push(Table { title: title.to_string(), context, header, rows });
+    }
+    tables
+}
+
+impl Table {
+    /// Aligned columns for a terminal.
+    pub fn to_text(&self) -> String {
+        let mut widths: Vec<usize> = self.header.iter().map(|h| h.len()).collect();
+        for row in &self.rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.len());
+            }
+        }
+        let line = |cells: Vec<&str>| {
+            let padded: Vec<String> =
+                cells.iter().zip(&widths).map(|(c, w)| format!("{c:>w$}")).collect();
+            padded.join("  ").trim_end().to_string() + "\n"
+        };
+        let mut out = format!("{}\n", self.title);
+        for c in &self.context {
+            out += &format!("  {c}\n");
+        }
+        out += &line(self.header.clone());
+        for row in &self.rows {
+            out += &line(row.iter().map(String::as_str).collect());
+        }
+        out
+    }
+
+    /// A Markdown table with its context as a paragraph above it.
+    pub fn to_markdown(&self) -> String {
+        let mut out = format!("**{}.** {}.\n\n", self.title, self.context.join(". "));
+        out += &format!("| {} |\n", self.header.join(" | "));
+        out += &format!("|{}\n", "---:|".repeat(self.header.len()).replacen("---:", ":---", 1));
+        for row in &self.rows {
+            out += &format!("| {} |\n", row.join(" | "));
+        }
+        out
+    }
+}
+
+fn find<'a>(records: &'a [Record], workload: &str, engine: &str, depth: u32) -> Option<&'a Record> {
+    records.iter().find(|r| r.workload == workload && r.engine == engine && r.queue_depth == depth)
+}
+
+/// Sentences the chapter quotes, each made from the records of the run.
+pub fn findings(records: &[Record]) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let iops = |r: &Record| human(r.ops_per_s);
+    let cpu = |r: &Record| opt(r.cpu_us_per_op, 2);
+    let d = "rand-read-direct";
+    if let (Some(s), Some(u1)) = (find(records, d, "std", 1), find(records, d, "io_uring", 1)) {
+        out.push((
+            "direct-depth1",
+            format!(
+                "With one read in flight, std `pread` did {} IOPS (p50 {} µs) and io_uring {} \
+                 (p50 {} µs): the device sets the pace, not the interface.",
+                iops(s),
+                opt(s.p50_us, 0),
+                iops(u1),
+                opt(u1.p50_us, 0)
+            ),
+        ));
+    }
+    let best = records
+        .iter()
+        .filter(|r| r.workload == d && r.engine == "io_uring")
+        .max_by(|a, b| a.ops_per_s.total_cmp(&b.ops_per_s));
+    if let (Some(s), Some(b)) = (find(records, d, "std", 1), best) {
+        out.push((
+            "direct-best",
+            format!(
+                "io_uring peaked at {} IOPS at depth {}, {:.1} times std `pread`, from one \
+                 thread, at {} µs of CPU per read.",
+                iops(b),
+                b.queue_depth,
+                b.ops_per_s / s.ops_per_s,
+                cpu(b)
+            ),
+        ));
+    }
+    let pool = records
+        .iter()
+        .filter(|r| r.workload == d && r.engine == "threads")
+        .max_by(|a, b| a.ops_per_s.total_cmp(&b.ops_per_s));
+    if let (Some(p), Some(u)) = (pool, pool.and_then(|p| find(records, d, "io_uring", p.queue_depth))) {
+        out.push((
+            "direct-pool",
+            format!(
+                "The best thread pool, {} threads, did {} IOPS at {} µs of CPU per read; \
+                 io_uring at the same depth did {} IOPS at {} µs.",
+                p.queue_depth,
+                iops(p),
+                cpu(p),
+                iops(u),
+                cpu(u)
+            ),
+        ));
+    }
+    let fio: Vec<String> = records
+        .iter()
+        .filter(|f| f.workload == d && f.engine == "fio-io_uring")
+        .filter_map(|f| {
+            let ours = find(records, d, "io_uring", f.queue_depth)?;
+            Some(format!(
+                "at depth {} ours did {} IOPS and fio {} ({:.0} %)",
+                f.queue_depth,
+                iops(ours),
+                iops(f),
+                100.0 * ours.ops_per_s / f.ops_per_s
+            ))
+        })
+        .collect();
+        if !fio.is_empty() {
+        out.push(("direct-fio", format!("Against fio's io_uring engine in the same run: {}.", fio.join("; "))));
+    }
+    if let (Some(u), Some(q)) = (find(records, d, "io_uring", 32), find(records, d, "io_uring+sqpoll", 32)) {
+        out.push((
+            "direct-sqpoll",
+            format!(
+                "At depth 32, SQPOLL did {} IOPS at {} µs of CPU per read and {} syscalls per \
+                 read; plain io_uring did {} IOPS at {} µs and {} syscalls per read.",
+                iops(q),
+                cpu(q),
+                opt(q.syscalls_per_op, 3),
+                iops(u),
+                cpu(u),
+                opt(u.syscalls_per_op, 3)
+            ),
+        ));
+    }
+    let c = "rand-read-cached";
+    if let (Some(s), Some(u), Some(f)) = (
+        find(records, c, "std", 1),
+        find(records, c, "io_uring", 1),
+        find(records, c, "io_uring+fixed", 1),
+    ) {
+        out.push((
+            "cached-depth1",
+            format!(
+                "From the page cache at depth 1, std `pread` did {} IOPS at {} µs of CPU per \
+                 read, io_uring {} at {} µs, io_uring with registered buffers and file {} at \
+                 {} µs.",
+                iops(s),
+                cpu(s),
+                iops(u),
+                cpu(u),
+                iops(f),
+                cpu(f)
+            ),
+        ));
+    }
+    let best = records
+        .iter()
+        .filter(|r| r.workload == c && r.engine.starts_with("io_uring"))
+        .max_by(|a, b| a.ops_per_s.total_cmp(&b.ops_per_s));
+    if let (Some(s), Some(b)) = (find(records, c, "std", 1), best) {
+        out.push((
+            "cached-best",
+            format!(
+                "The best io_uring figure was {} IOPS ({}, depth {}, {} syscalls per read), \
+                 {:.2} times std.",
+                iops(b),
+                b.engine,
+                b.queue_depth,
+                opt(b.syscalls_per_op, 3),
+                b.ops_per_s / s.ops_per_s
+            ),
+        ));
+    }
+    let t = "rand-read-tmpfs";
+    if let (Some(s), Some(u)) = (find(records, t, "std", 1), find(records, t, "io_uring", 1)) {
+        out.push((
+            "tmpfs",
+            format!(
+                "On tmpfs at depth 1, std `pread` did {} IOPS and io_uring {}, with {} io-wq \
+                 worker threads started for the run ({} µs of CPU per read against {}).",
+                iops(s),
+                iops(u),
+                u.io_wq_workers.unwrap_or(0),
+                cpu(u),
+                cpu(s)
+            ),
+        ));
+    }
+    out
+}
+
+/// The Markdown summary the chapter includes: every table, then the
+/// findings, each between anchors (`{{#include summary.md:direct-fio}}`).
+pub fn summary_markdown(records: &[Record], command: &str) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "<!-- ANCHOR: command -->\n`{command}`\n<!-- ANCHOR_END: command -->");
+    for (table, &(workload, _)) in tables(records).iter().zip(
+        WORKLOADS.iter().filter(|(w, _)| records.iter().any(|r| r.workload == *w)),
+    ) {
+        let _ = writeln!(out, "\n<!-- ANCHOR: {workload} -->\n{}<!-- ANCHOR_END: {workload} -->", table.to_markdown());
+    }
+    for (name, text) in findings(records) {
+        let _ = writeln!(out, "\n<!-- ANCHOR: {name} -->\n{text}\n<!-- ANCHOR_END: {name} -->");
+    }
+    out
+}

@@ -1,0 +1,452 @@
+//! Exercise 6: the benchmark. io_uring against std, a pool of blocking
+//! threads and fio on files, and against tokio (epoll) and std threads on a
+//! TCP echo server, with tables, a JSON file of records and SVG charts.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use uring_book::bench::file::{self, UringOpts};
+use uring_book::bench::fio::{self, FioJob};
+use uring_book::bench::machine::{self, FileSystem};
+use uring_book::bench::record::{self, Measured, Record, Settings};
+use uring_book::bench::{plot, report};
+use uring_book::diagnose;
+
+#[derive(clap::Args, Debug)]
+#[command(after_help = "--quick uses a 32 MiB file and 0.25 s per point (under a minute \
+    on 2 cores); that is what `cargo run` (every exercise, debug build) runs. The default \
+    run uses a 256 MiB file and 2 s per point (under 5 minutes). Numbers from a debug \
+    build are not worth quoting: use `cargo run --release -- 6`.")]
+pub struct Args {
+    /// Small and short: a 32 MiB file, 0.25 s per point
+    #[arg(long)]
+    pub quick: bool,
+    /// Directory for the test files; it should be on a real disk, not tmpfs
+    #[arg(long, default_value = "/var/tmp")]
+    pub dir: PathBuf,
+    /// Size of the test file, such as 256M or 1G [default: 256M, --quick 32M]
+    #[arg(long, value_parser = parse_size)]
+    pub file_size: Option<u64>,
+    /// Seconds each measured point runs [default: 2, --quick 0.25]
+    #[arg(long)]
+    pub seconds: Option<f64>,
+    /// Queue depths of the io_uring random-read sweeps
+    #[arg(long, value_delimiter = ',', default_value = "1,4,16,32,128")]
+    pub depths: Vec<usize>,
+    /// Sizes of the pool of threads doing blocking preads
+    #[arg(long, value_delimiter = ',', default_value = "4,8,32")]
+    pub threads: Vec<usize>,
+    /// Workloads to run: seq, cached, direct, tmpfs, echo
+    #[arg(long, value_delimiter = ',', default_value = "seq,cached,direct,tmpfs,echo")]
+    pub workloads: Vec<Workload>,
+    /// Do not run fio beside our engines even if it is installed
+    #[arg(long)]
+    pub no_fio: bool,
+    /// Write the records of the run to this file, as one JSON array
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write SVG charts into this directory
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Write the tables and findings as Markdown to this file
+    #[arg(long)]
+    pub summary: Option<PathBuf>,
+    /// Do not measure: print tables, charts and summary of an earlier --json file
+    #[arg(long)]
+    pub from_json: Option<PathBuf>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    /// Sequential write, then read, of one large file
+    Seq,
+    /// Random 4 KiB reads from the page cache
+    Cached,
+    /// Random 4 KiB O_DIRECT reads from the device
+    Direct,
+    /// Random 4 KiB reads from a file on tmpfs (/dev/shm)
+    Tmpfs,
+    /// TCP echo on loopback
+    Echo,
+}
+
+/// `256M`, `1G`, `4096`, `64K`: bytes, with an optional binary suffix.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim().trim_end_matches("iB").trim_end_matches('B');
+    let (digits, shift) = match t.chars().last() {
+        Some('K' | 'k') => (&t[..t.len() - 1], 10),
+        Some('M' | 'm') => (&t[..t.len() - 1], 20),
+        Some('G' | 'g') => (&t[..t.len() - 1], 30),
+        _ => (t, 0),
+    };
+    let n: u64 = digits.parse().map_err(|_| format!("'{text}' is not a size like 256M"))?;
+    let bytes = n << shift;
+    if bytes < file::BLOCK as u64 || bytes % file::BLOCK as u64 != 0 {
+        return Err(format!("'{text}': the file size must be a multiple of 4 KiB"));
+    }
+    Ok(bytes)
+}
+
+/// Everything a step needs: the settings of the run and what it produced.
+struct Run {
+    quick: bool,
+    dir: PathBuf,
+    fs: FileSystem,
+    path: PathBuf,
+    file_size: u64,
+    seconds: f64,
+    records: Vec<Record>,
+    notes: Vec<String>,
+}
+
+/// Chunks of the sequential workloads and how many io_uring keeps in flight.
+const SEQ_CHUNK: usize = 1 << 20;
+const SEQ_DEPTH: usize = 8;
+
+impl Run {
+    fn duration(&self) -> Duration {
+        Duration::from_secs_f64(self.seconds)
+    }
+
+    fn settings(&self, block_size: usize) -> Settings {
+        Settings {
+            block_size: block_size as u64,
+            file_size: self.file_size,
+            dir: self.dir.display().to_string(),
+            file_system: Some(self.fs.clone()),
+            seconds: self.seconds,
+            ..Settings::default()
+        }
+    }
+
+    fn push(&mut self, workload: &str, engine: &str, depth: usize, m: Measured, s: Settings) {
+        self.records.push(Record::new(workload, engine, depth as u32, m, s));
+    }
+}
+
+type Step = (String, Box<dyn FnOnce(&mut Run) -> anyhow::Result<()>>);
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    if let Some(path) = &args.from_json {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("--from-json {}", path.display()))?;
+        let records = record::from_json(&text)
+            .with_context(|| format!("{} is not a file of records", path.display()))?;
+        return output(&records, args);
+    }
+    let fs = machine::file_system(&args.dir)
+        .map_err(|e| anyhow!("--dir {}: {}", args.dir.display(), diagnose::errno_text(&e)))?;
+    let tmp = tempfile::Builder::new()
+        .prefix("uring-bench")
+        .tempdir_in(&args.dir)
+        .map_err(|e| anyhow!("--dir {}: {}", args.dir.display(), diagnose::errno_text(&e)))?;
+    // Refuse a run that could never finish before spending time on it.
+    let probe = io_uring::IoUring::new(2).map_err(diagnose::setup)?;
+    drop(probe);
+    let mut run = Run {
+        quick: args.quick,
+        dir: args.dir.clone(),
+        path: tmp.path().join("data"),
+        fs,
+        file_size: args.file_size.unwrap_or(if args.quick { 32 << 20 } else { 256 << 20 }),
+        seconds: args.seconds.unwrap_or(if args.quick { 0.25 } else { 2.0 }),
+        records: Vec::new(),
+        notes: Vec::new(),
+    };
+    if !(run.seconds > 0.0 && run.seconds <= 600.0) {
+        bail!("--seconds {} is not between 0 and 600", run.seconds);
+    }
+    let fio = !args.no_fio && fio::available();
+    if !args.no_fio && !fio {
+        run.notes.push(
+            "fio is not on PATH, so there is no fio column (install it: apt-get install -y fio)"
+                .into(),
+        );
+    }
+    let steps = plan(args, &mut run, fio)?;
+    let bar = ProgressBar::new(steps.len() as u64).with_style(
+        ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} {msg}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    for (label, step) in steps {
+        bar.set_message(label);
+        step(&mut run)?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    for note in &run.notes {
+        println!("note: {note}");
+    }
+    output(&run.records, args)
+}
+
+/// The steps of the run, in order, so that the progress bar knows how many.
+fn plan(args: &Args, run: &mut Run, fio: bool) -> anyhow::Result<Vec<Step>> {
+    let wants = |w| args.workloads.contains(&w);
+    let mut steps: Vec<Step> = Vec::new();
+    let any_file = wants(Workload::Seq) || wants(Workload::Cached) || wants(Workload::Direct);
+    if any_file && !wants(Workload::Seq) {
+        steps.push(step("writing the test file", |r| {
+            file::seq_write_uring(&r.path, r.file_size, SEQ_CHUNK, SEQ_DEPTH).map(drop)
+        }));
+    }
+    if wants(Workload::Seq) {
+        steps.push(step("sequential write, std", |r| {
+            let m = file::seq_write_std(&r.path, r.file_size, SEQ_CHUNK)?;
+            r.push("seq-write", "std", 1, m, r.settings(SEQ_CHUNK));
+            Ok(())
+        }));
+        steps.push(step("sequential write, io_uring", |r| {
+            let m = file::seq_write_uring(&r.path, r.file_size, SEQ_CHUNK, SEQ_DEPTH)?;
+            r.push("seq-write", "io_uring", SEQ_DEPTH, m, r.settings(SEQ_CHUNK));
+            Ok(())
+        }));
+        steps.push(step("sequential read, std", |r| {
+            file::evict(&r.path)?;
+            let m = file::seq_read_std(&r.path, SEQ_CHUNK)?;
+            r.push("seq-read", "std", 1, m, r.settings(SEQ_CHUNK));
+            Ok(())
+        }));
+        steps.push(step("sequential read, io_uring", |r| {
+            file::evict(&r.path)?;
+            let m = file::seq_read_uring(&r.path, SEQ_CHUNK, SEQ_DEPTH)?;
+            r.push("seq-read", "io_uring", SEQ_DEPTH, m, r.settings(SEQ_CHUNK));
+            Ok(())
+        }));
+    }
+    if wants(Workload::Cached) {
+        random_reads(&mut steps, args, "rand-read-cached", false, fio);
+    }
+    if wants(Workload::Direct) {
+        let o_direct = machine::supports_o_direct(&run.dir)?;
+        match machine::direct_io_obstacle(&run.fs, o_direct) {
+            Some(why) if args.workloads == [Workload::Direct] => bail!("{why}"),
+            Some(why) => run.notes.push(format!("no O_DIRECT workload: {why}")),
+            None => random_reads(&mut steps, args, "rand-read-direct", true, fio),
+        }
+    }
+    if wants(Workload::Tmpfs) {
+        let shm = Path::new("/dev/shm");
+        match machine::file_system(shm) {
+            Ok(fs) if fs.is_tmpfs() => tmpfs_reads(&mut steps, fs, fio),
+            _ => run.notes.push("no tmpfs workload: /dev/shm is not a tmpfs here".into()),
+        }
+    }
+    if wants(Workload::Echo) {
+        run.notes.push("the echo workload is not part of this run yet".into());
+    }
+    Ok(steps)
+}
+
+fn step(label: &str, f: impl FnOnce(&mut Run) -> anyhow::Result<()> + 'static) -> Step {
+    (label.to_string(), Box::new(f))
+}
+
+/// Random reads of the test file: std, (for O_DIRECT) a thread pool, io_uring
+/// across the depths, with registered buffers, with SQPOLL, and fio.
+fn random_reads(steps: &mut Vec<Step>, args: &Args, workload: &'static str, direct: bool, fio: bool) {
+    let what = if direct { "O_DIRECT" } else { "page cache" };
+    steps.push(step(&format!("random reads, {what}, std"), move |r| {
+        if direct {
+            file::evict(&r.path)?;
+        } else {
+            file::warm(&r.path)?;
+        }
+        let f = file::open_for_reads(&r.path, direct)?;
+        let m = file::rand_read_threads(&f, 1, r.duration(), 1)?;
+        let s = Settings { o_direct: direct, threads: 1, ..r.settings(file::BLOCK) };
+        r.push(workload, "std", 1, m, s);
+        Ok(())
+    }));
+    if direct {
+        for &threads in &args.threads {
+            steps.push(step(&format!("random reads, {what}, {threads} threads"), move |r| {
+                let f = file::open_for_reads(&r.path, direct)?;
+                let m = file::rand_read_threads(&f, threads, r.duration(), 2)?;
+                let s = Settings { o_direct: direct, threads: threads as u32, ..r.settings(file::BLOCK) };
+                r.push(workload, "threads", threads, m, s);
+                Ok(())
+            }));
+        }
+    }
+    let mut variants: Vec<(&str, UringOpts)> = Vec::new();
+    for &depth in &args.depths {
+        variants.push(("io_uring", UringOpts { depth, fixed: false, sqpoll: false }));
+    }
+    for &depth in &args.depths {
+        if !direct || depth == 32 {
+            variants.push(("io_uring+fixed", UringOpts { depth, fixed: true, sqpoll: false }));
+        }
+    }
+    for depth in [1, 32] {
+        if !direct || depth == 32 {
+            variants.push(("io_uring+sqpoll", UringOpts { depth, fixed: false, sqpoll: true }));
+        }
+    }
+    for (engine, opts) in variants {
+        let label = format!("random reads, {what}, {engine}, depth {}", opts.depth);
+        steps.push(step(&label, move |r| {
+            let f = file::open_for_reads(&r.path, direct)?;
+            let m = file::rand_read_uring(&f, opts, r.duration(), 3)?;
+            let s = Settings {
+                o_direct: direct,
+                fixed: opts.fixed,
+                sqpoll: opts.sqpoll,
+                threads: 1,
+                ..r.settings(file::BLOCK)
+            };
+            r.push(workload, engine, opts.depth, m, s);
+            Ok(())
+        }));
+    }
+    if fio {
+        let mut jobs: Vec<(&'static str, usize, usize)> = vec![("psync", 1, 1)];
+        if direct {
+            jobs.push(("psync", 1, 8));
+            jobs.extend(args.depths.iter().map(|&d| ("io_uring", d, 1)));
+        } else {
+            jobs.push(("io_uring", 1, 1));
+        }
+        for (ioengine, iodepth, numjobs) in jobs {
+            let label = format!("random reads, {what}, fio {ioengine} depth {iodepth} x{numjobs}");
+            steps.push(step(&label, move |r| {
+                let path = r.path.clone();
+                let size = r.file_size;
+                let s = r.settings(file::BLOCK);
+                fio_step(r, workload, &path, size, s, ioengine, iodepth, numjobs, direct)
+            }));
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn fio_step(
+    r: &mut Run,
+    workload: &str,
+    path: &Path,
+    file_size: u64,
+    settings: Settings,
+    ioengine: &str,
+    iodepth: usize,
+    numjobs: usize,
+    direct: bool,
+) -> anyhow::Result<()> {
+    if !direct {
+        file::warm(path)?;
+    }
+    let job = FioJob {
+        file: path,
+        file_size,
+        ioengine,
+        iodepth: iodepth as u32,
+        numjobs: numjobs as u32,
+        direct,
+        runtime: r.duration(),
+    };
+    let res = fio::run(&job)?;
+    let ops = (res.iops * res.runtime.as_secs_f64()) as u64;
+    let cpus = numjobs as f64 * res.cpu_percent / 100.0 * res.runtime.as_secs_f64();
+    let mut m = Measured {
+        ops,
+        bytes: ops * file::BLOCK as u64,
+        elapsed: res.runtime,
+        cpu: Some(Duration::from_secs_f64(cpus)),
+        ..Measured::default()
+    };
+    // fio reports percentiles, not samples: give the record exactly those.
+    let engine = format!("fio-{ioengine}");
+    let depth = if numjobs > 1 { numjobs } else { iodepth };
+    let s = Settings {
+        o_direct: direct,
+        threads: numjobs as u32,
+        command: Some(job.command()),
+        ..settings
+    };
+    m.latencies = Default::default();
+    let mut rec = Record::new(workload, &engine, depth as u32, m, s);
+    rec.p50_us = Some(res.p50_us);
+    rec.p99_us = Some(res.p99_us);
+    rec.mb_per_s = res.mb_per_s;
+    rec.ops_per_s = res.iops;
+    r.records.push(rec);
+    Ok(())
+}
+
+/// The tmpfs workload: why io_uring can lose where there is no device.
+fn tmpfs_reads(steps: &mut Vec<Step>, fs: FileSystem, fio: bool) {
+    steps.push(step("random reads, tmpfs, std and io_uring", move |r| {
+        let dir = tempfile::Builder::new().prefix("uring-bench").tempdir_in(&fs.mount_point)?;
+        let path = dir.path().join("data");
+        let size = r.file_size.min(256 << 20);
+        file::seq_write_std(&path, size, SEQ_CHUNK)?;
+        let f = file::open_for_reads(&path, false)?;
+        let s = Settings {
+            dir: fs.mount_point.clone(),
+            file_system: Some(fs.clone()),
+            file_size: size,
+            threads: 1,
+            ..r.settings(file::BLOCK)
+        };
+        let m = file::rand_read_threads(&f, 1, r.duration(), 1)?;
+        r.push("rand-read-tmpfs", "std", 1, m, s.clone());
+        for depth in [1, 32] {
+            let opts = UringOpts { depth, fixed: false, sqpoll: false };
+            let m = file::rand_read_uring(&f, opts, r.duration(), 3)?;
+            r.push("rand-read-tmpfs", "io_uring", depth, m, s.clone());
+        }
+        if fio {
+            for ioengine in ["psync", "io_uring"] {
+                fio_step(r, "rand-read-tmpfs", &path, size, s.clone(), ioengine, 1, 1, false)?;
+            }
+        }
+        Ok(())
+    }));
+}
+
+/// Tables on stdout, and the files asked for.
+fn output(records: &[Record], args: &Args) -> anyhow::Result<()> {
+    for table in report::tables(records) {
+        println!("{}", table.to_text());
+    }
+    for (_, text) in report::findings(records) {
+        println!("{text}");
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, record::to_json(records) + "\n")
+            .with_context(|| format!("--json {}", path.display()))?;
+    }
+    if let Some(dir) = &args.plot {
+        plot::write_all(records, dir)?;
+    }
+    if let Some(path) = &args.summary {
+        std::fs::write(path, report::summary_markdown(records, &command_line()))
+            .with_context(|| format!("--summary {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The command that made this run, as a reader would type it.
+fn command_line() -> String {
+    let cargo = if cfg!(debug_assertions) { "cargo run --" } else { "cargo run --release --" };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    format!("{cargo} {}", args.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_take_binary_suffixes() {
+        assert_eq!(parse_size("256M"), Ok(256 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_size("64KiB"), Ok(64 << 10));
+        assert_eq!(parse_size("8192"), Ok(8192));
+        assert!(parse_size("1000").is_err());
+        assert!(parse_size("lots").is_err());
+    }
+}
