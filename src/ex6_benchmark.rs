@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use uring_book::bench::echo;
 use uring_book::bench::file::{self, UringOpts};
 use uring_book::bench::fio::{self, FioJob};
 use uring_book::bench::machine::{self, FileSystem};
@@ -57,6 +58,18 @@ pub struct Args {
     /// Do not measure: print tables, charts and summary of an earlier --json file
     #[arg(long)]
     pub from_json: Option<PathBuf>,
+    /// Connection counts of the echo workload
+    #[arg(long, value_delimiter = ',', default_value = "1,10,100,1000")]
+    pub conns: Vec<usize>,
+    /// Message sizes of the echo workload, in bytes
+    #[arg(long, value_delimiter = ',', default_value = "64,4096")]
+    pub sizes: Vec<usize>,
+    /// (internal) Be an echo server for the benchmark: tokio, std-threads, tokio-uring
+    #[arg(long, hide = true)]
+    pub serve: Option<String>,
+    /// (internal) Pin the echo server to this CPU
+    #[arg(long, hide = true)]
+    pub cpu: Option<usize>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,7 +105,6 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 
 /// Everything a step needs: the settings of the run and what it produced.
 struct Run {
-    quick: bool,
     dir: PathBuf,
     fs: FileSystem,
     path: PathBuf,
@@ -130,6 +142,9 @@ impl Run {
 type Step = (String, Box<dyn FnOnce(&mut Run) -> anyhow::Result<()>>);
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
+    if let Some(engine) = &args.serve {
+        return echo::serve(engine, args.cpu);
+    }
     if let Some(path) = &args.from_json {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("--from-json {}", path.display()))?;
@@ -147,7 +162,6 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let probe = io_uring::IoUring::new(2).map_err(diagnose::setup)?;
     drop(probe);
     let mut run = Run {
-        quick: args.quick,
         dir: args.dir.clone(),
         path: tmp.path().join("data"),
         fs,
@@ -258,7 +272,12 @@ fn random_reads(steps: &mut Vec<Step>, args: &Args, workload: &'static str, dire
         }
         let f = file::open_for_reads(&r.path, direct)?;
         let m = file::rand_read_threads(&f, 1, r.duration(), 1)?;
-        let s = Settings { o_direct: direct, threads: 1, ..r.settings(file::BLOCK) };
+        let s = Settings {
+            o_direct: direct,
+            threads: 1,
+            nowait_reads: Some(file::supports_nowait_reads(&f)?),
+            ..r.settings(file::BLOCK)
+        };
         r.push(workload, "std", 1, m, s);
         Ok(())
     }));
@@ -302,25 +321,35 @@ fn random_reads(steps: &mut Vec<Step>, args: &Args, workload: &'static str, dire
             r.push(workload, engine, opts.depth, m, s);
             Ok(())
         }));
+        // fio's io_uring engine right after ours at the same depth, so that
+        // both meet the device in the same state.
+        if fio && engine == "io_uring" && (direct || opts.depth == 1) {
+            steps.push(fio_job(workload, what, "io_uring", opts.depth, 1, direct));
+        }
     }
     if fio {
-        let mut jobs: Vec<(&'static str, usize, usize)> = vec![("psync", 1, 1)];
+        steps.push(fio_job(workload, what, "psync", 1, 1, direct));
         if direct {
-            jobs.push(("psync", 1, 8));
-            jobs.extend(args.depths.iter().map(|&d| ("io_uring", d, 1)));
-        } else {
-            jobs.push(("io_uring", 1, 1));
-        }
-        for (ioengine, iodepth, numjobs) in jobs {
-            let label = format!("random reads, {what}, fio {ioengine} depth {iodepth} x{numjobs}");
-            steps.push(step(&label, move |r| {
-                let path = r.path.clone();
-                let size = r.file_size;
-                let s = r.settings(file::BLOCK);
-                fio_step(r, workload, &path, size, s, ioengine, iodepth, numjobs, direct)
-            }));
+            steps.push(fio_job(workload, what, "psync", 1, 8, direct));
         }
     }
+}
+
+fn fio_job(
+    workload: &'static str,
+    what: &str,
+    ioengine: &'static str,
+    iodepth: usize,
+    numjobs: usize,
+    direct: bool,
+) -> Step {
+    let label = format!("random reads, {what}, fio {ioengine} depth {iodepth} x{numjobs}");
+    step(&label, move |r| {
+        let path = r.path.clone();
+        let size = r.file_size;
+        let s = r.settings(file::BLOCK);
+        fio_step(r, workload, &path, size, s, ioengine, iodepth, numjobs, direct)
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -385,6 +414,7 @@ fn tmpfs_reads(steps: &mut Vec<Step>, fs: FileSystem, fio: bool) {
         file::seq_write_std(&path, size, SEQ_CHUNK)?;
         let f = file::open_for_reads(&path, false)?;
         let s = Settings {
+            nowait_reads: Some(file::supports_nowait_reads(&f)?),
             dir: fs.mount_point.clone(),
             file_system: Some(fs.clone()),
             file_size: size,

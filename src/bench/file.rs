@@ -109,6 +109,26 @@ pub fn evict(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether the file can be read without blocking: preadv2(2) with
+/// RWF_NOWAIT fails with EOPNOTSUPP when its file system does not offer
+/// non-blocking buffered reads. io_uring asks for the same thing first
+/// (IOCB_NOWAIT) and hands a read it cannot get that way to an io-wq thread.
+pub fn supports_nowait_reads(file: &File) -> anyhow::Result<bool> {
+    let mut buf = [0u8; 512];
+    let iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    // SAFETY: one iovec over a live local buffer.
+    let n = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, 0, libc::RWF_NOWAIT) };
+    if n >= 0 {
+        return Ok(true);
+    }
+    match std::io::Error::last_os_error() {
+        // EAGAIN: supported, the data just was not cached.
+        e if e.raw_os_error() == Some(libc::EAGAIN) => Ok(true),
+        e if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Ok(false),
+        e => Err(e).context("preadv2(RWF_NOWAIT)"),
+    }
+}
+
 /// Reads the whole file once so that its pages are in the page cache.
 pub fn warm(path: &Path) -> anyhow::Result<()> {
     let mut file = File::open(path)?;
@@ -539,6 +559,24 @@ mod tests {
             assert_eq!(m.bytes, m.ops * BLOCK as u64);
             // Every completion was counted once: as many latencies as reads.
             assert_eq!(m.latencies.len() as u64, m.ops);
+        }
+    }
+
+    #[test]
+    fn nowait_probe_answers_for_disk_and_tmpfs() {
+        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let path = test_file(dir.path(), 64 << 10);
+        // ext4, xfs and btrfs support RWF_NOWAIT reads; this crate lives on one.
+        let disk = supports_nowait_reads(&File::open(&path).unwrap()).unwrap();
+        let fs = uring_book::bench::machine::file_system(dir.path()).unwrap();
+        if ["ext4", "xfs", "btrfs"].contains(&fs.kind.as_str()) {
+            assert!(disk);
+        }
+        if Path::new("/dev/shm").is_dir() {
+            let shm = tempfile::tempdir_in("/dev/shm").unwrap();
+            let path = test_file(shm.path(), 64 << 10);
+            // Any answer but an error: which one depends on the kernel.
+            supports_nowait_reads(&File::open(&path).unwrap()).unwrap();
         }
     }
 

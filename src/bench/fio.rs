@@ -30,6 +30,9 @@ impl FioJob<'_> {
             "--rw=randread".into(),
             "--bs=4k".into(),
             format!("--direct={}", u8::from(self.direct)),
+            // fio drops the file's cached pages before a job unless told not
+            // to: the page-cache workload needs them kept.
+            format!("--invalidate={}", u8::from(self.direct)),
             format!("--ioengine={}", self.ioengine),
             format!("--iodepth={}", self.iodepth),
             format!("--numjobs={}", self.numjobs),

@@ -26,6 +26,9 @@ pub struct Settings {
     pub threads: u32,
     /// Target length of the measured window.
     pub seconds: f64,
+    /// Whether preadv2(RWF_NOWAIT) works on the file (see
+    /// `file::supports_nowait_reads`); `None` where not probed.
+    pub nowait_reads: Option<bool>,
     /// The exact command for engines that are another program (fio).
     pub command: Option<String>,
 }

@@ -294,17 +294,27 @@ pub fn findings(records: &[Record]) -> Vec<(&'static str, String)> {
         ));
     }
     let t = "rand-read-tmpfs";
+    let nowait = |r: &Record| match r.settings.nowait_reads {
+        Some(true) => "works",
+        Some(false) => "fails with EOPNOTSUPP",
+        None => "was not tried",
+    };
     if let (Some(s), Some(u)) = (find(records, t, "std", 1), find(records, t, "io_uring", 1)) {
         out.push((
             "tmpfs",
             format!(
                 "On tmpfs at depth 1, std `pread` did {} IOPS and io_uring {}, with {} io-wq \
-                 worker threads started for the run ({} µs of CPU per read against {}).",
+                 worker thread(s) started for the run ({} µs of CPU per read against {}). \
+                 preadv2 with RWF_NOWAIT {} on the tmpfs file{}.",
                 iops(s),
                 iops(u),
                 u.io_wq_workers.unwrap_or(0),
                 cpu(u),
-                cpu(s)
+                cpu(s),
+                nowait(s),
+                find(records, c, "std", 1)
+                    .map(|d| format!(" and {} on the disk file", nowait(d)))
+                    .unwrap_or_default()
             ),
         ));
     }
