@@ -275,7 +275,7 @@ fn random_reads(steps: &mut Vec<Step>, args: &Args, workload: &'static str, dire
         let s = Settings {
             o_direct: direct,
             threads: 1,
-            nowait_reads: Some(file::supports_nowait_reads(&f)?),
+            nowait_reads: Some(file::supports_nowait_reads(&r.path)?),
             ..r.settings(file::BLOCK)
         };
         r.push(workload, "std", 1, m, s);
@@ -414,7 +414,7 @@ fn tmpfs_reads(steps: &mut Vec<Step>, fs: FileSystem, fio: bool) {
         file::seq_write_std(&path, size, SEQ_CHUNK)?;
         let f = file::open_for_reads(&path, false)?;
         let s = Settings {
-            nowait_reads: Some(file::supports_nowait_reads(&f)?),
+            nowait_reads: Some(file::supports_nowait_reads(&path)?),
             dir: fs.mount_point.clone(),
             file_system: Some(fs.clone()),
             file_size: size,

@@ -66,9 +66,10 @@ impl Drop for AlignedBuf {
 unsafe impl Send for AlignedBuf {}
 
 /// The byte the test file holds at `offset`: the write workloads write it,
-/// tests read it back.
+/// tests read it back. Every 4 KiB block holds the same bytes, so a buffer
+/// filled once serves any chunk that starts on a block boundary.
 pub fn pattern_byte(offset: u64) -> u8 {
-    (offset % 251) as u8
+    (offset % BLOCK as u64 % 251) as u8
 }
 
 fn fill_pattern(buf: &mut [u8], offset: u64) {
@@ -113,7 +114,9 @@ pub fn evict(path: &Path) -> anyhow::Result<()> {
 /// RWF_NOWAIT fails with EOPNOTSUPP when its file system does not offer
 /// non-blocking buffered reads. io_uring asks for the same thing first
 /// (IOCB_NOWAIT) and hands a read it cannot get that way to an io-wq thread.
-pub fn supports_nowait_reads(file: &File) -> anyhow::Result<bool> {
+pub fn supports_nowait_reads(path: &Path) -> anyhow::Result<bool> {
+    // Buffered, whatever the workload uses: O_DIRECT would want aligned buffers.
+    let file = File::open(path)?;
     let mut buf = [0u8; 512];
     let iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
     // SAFETY: one iovec over a live local buffer.
@@ -284,6 +287,8 @@ fn uring_sequential(
             bytes += c.len as u64;
         }
     }
+    // Counted before the fsync, which always goes to a worker.
+    let io_wq = io_wq_workers();
     if write {
         let fsync = opcode::Fsync::new(fd).build().user_data(u64::MAX);
         push(&mut ring, &fsync, &mut syscalls)?;
@@ -302,7 +307,7 @@ fn uring_sequential(
         cpu: Some(cpu),
         syscalls: Some(syscalls),
         latencies,
-        io_wq_workers: Some(io_wq_workers()),
+        io_wq_workers: Some(io_wq),
     })
 }
 // ANCHOR_END: sequential
@@ -567,7 +572,7 @@ mod tests {
         let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
         let path = test_file(dir.path(), 64 << 10);
         // ext4, xfs and btrfs support RWF_NOWAIT reads; this crate lives on one.
-        let disk = supports_nowait_reads(&File::open(&path).unwrap()).unwrap();
+        let disk = supports_nowait_reads(&path).unwrap();
         let fs = uring_book::bench::machine::file_system(dir.path()).unwrap();
         if ["ext4", "xfs", "btrfs"].contains(&fs.kind.as_str()) {
             assert!(disk);
@@ -576,7 +581,7 @@ mod tests {
             let shm = tempfile::tempdir_in("/dev/shm").unwrap();
             let path = test_file(shm.path(), 64 << 10);
             // Any answer but an error: which one depends on the kernel.
-            supports_nowait_reads(&File::open(&path).unwrap()).unwrap();
+            supports_nowait_reads(&path).unwrap();
         }
     }
 
