@@ -7,7 +7,8 @@
 use std::process::ExitCode;
 
 use clap::error::ErrorKind;
-use clap::Command;
+use clap::{Args, Command, FromArgMatches};
+use uring_book::echo::client;
 use uring_book::{doctor, exercises};
 
 fn cli() -> Command {
@@ -20,7 +21,10 @@ fn cli() -> Command {
         .version(env!("CARGO_PKG_VERSION"))
         .subcommand(
             Command::new("doctor").about("Check that this machine can run io_uring and every chapter"),
-        );
+        )
+        .subcommand(client::CliArgs::augment_args(
+            Command::new("echo-client").about("Load and verify an echo server (chapters 5 and 6)"),
+        ));
     for exercise in exercises::EXERCISES {
         cmd = cmd.subcommand(exercise.command());
     }
@@ -41,6 +45,9 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             };
         }
+        Some(("echo-client", sub)) => client::CliArgs::from_arg_matches(sub)
+            .map_err(anyhow::Error::from)
+            .and_then(|args| client::main(&args)),
         Some((name, sub)) => match exercises::find(name) {
             Some(exercise) => (exercise.run)(sub),
             None => unreachable!("clap accepts only registered subcommands"),
@@ -87,7 +94,7 @@ fn usage_error(err: clap::Error) -> ExitCode {
                 .map(|v| v.to_string())
                 .unwrap_or_default();
             format!(
-                "no exercise or command '{what}' (exercises: {}; also: doctor); see --help",
+                "no exercise or command '{what}' (exercises: {}; also: doctor, echo-client); see --help",
                 if known.is_empty() { "none yet".to_string() } else { known.join(", ") }
             )
         }

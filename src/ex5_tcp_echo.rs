@@ -1,0 +1,192 @@
+//! Exercise 5: a TCP echo server on tokio-uring.
+//!
+//! One task per connection: read, write back everything that was read, repeat
+//! until the client closes its side. `--demo` serves a few clients from this
+//! same process on a free port and stops, so that `cargo run` ends.
+
+use std::cell::Cell;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use anyhow::Context;
+use socket2::{Domain, Socket, Type};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_uring::buf::BoundedBuf;
+use tokio_uring::net::{TcpListener, TcpStream};
+use uring_book::{diagnose, system};
+
+/// Bytes read per read: also the most a connection holds in user space.
+pub const BUF_SIZE: usize = 16 * 1024;
+/// The listen backlog: the kernel caps it at net.core.somaxconn.
+pub const BACKLOG: i32 = 4096;
+/// How long the accept loop waits after an error such as EMFILE.
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The address to listen on; port 0 lets the kernel pick a free port
+    #[arg(long, default_value = "127.0.0.1:7878")]
+    pub addr: SocketAddr,
+    /// Do not log each connection
+    #[arg(long)]
+    pub quiet: bool,
+    /// Listen on a free port, echo for a few clients of this process, then stop
+    #[arg(long)]
+    pub demo: bool,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    // Each connection is a file descriptor; 1024 (the usual soft limit) is few.
+    let nofile = system::raise_nofile_limit().context("raising RLIMIT_NOFILE")?;
+    let rt = diagnose::tokio_uring_runtime(256)?;
+    rt.block_on(async {
+        let addr = if args.demo { "127.0.0.1:0".parse()? } else { args.addr };
+        let listener = listen(addr)?;
+        let stats = Rc::new(Stats::default());
+        let bound = listener.local_addr()?;
+        println!("listening on {bound}");
+        if args.demo {
+            tokio_uring::spawn(serve(listener, stats.clone(), args.quiet));
+            return demo(bound, &stats).await;
+        }
+        println!("file descriptor limit: {nofile}; stop with Ctrl-C");
+        tokio::select! {
+            _ = serve(listener, stats.clone(), args.quiet) => unreachable!("serve never ends"),
+            name = shutdown_signal()? => println!("{name}: stopping"),
+        }
+        println!("served {} connections, {} bytes", stats.accepted.get(), stats.bytes.get());
+        Ok(())
+    })
+}
+
+/// Counters the tasks share; Cell is enough on one thread.
+#[derive(Default)]
+pub struct Stats {
+    pub accepted: Cell<u64>,
+    pub bytes: Cell<u64>,
+}
+
+// ANCHOR: listen
+/// A listening socket with a backlog of BACKLOG.
+///
+/// std's TcpListener::bind calls listen(fd, 128): a burst of a thousand
+/// connects then overflows the accept queue and the kernel drops SYNs, which
+/// the clients retransmit only after a second.
+pub fn listen(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    // A restarted server can bind while old connections sit in TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    socket
+        .bind(&addr.into())
+        .with_context(|| format!("binding {addr}"))?;
+    socket.listen(BACKLOG)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+// ANCHOR_END: listen
+
+// ANCHOR: serve
+/// Accepts connections forever, one task each.
+pub async fn serve(listener: TcpListener, stats: Rc<Stats>, quiet: bool) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                // EMFILE, ENFILE, ENOBUFS: the connection waits in the accept
+                // queue; so do we, while other tasks finish and free memory or
+                // descriptors. Retrying at once would spin.
+                eprintln!("accept failed: {}", diagnose::errno_text(&err));
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        stats.accepted.set(stats.accepted.get() + 1);
+        let stats = stats.clone();
+        tokio_uring::spawn(async move {
+            match echo(&stream, &stats).await {
+                Ok(n) if !quiet => println!("{peer}: echoed {n} bytes, closed"),
+                Err(err) if !quiet => println!("{peer}: {}", diagnose::errno_text(&err)),
+                _ => {}
+            }
+        });
+    }
+}
+// ANCHOR_END: serve
+
+// ANCHOR: echo
+/// Echoes until the client shuts down its sending side; returns the bytes.
+pub async fn echo(stream: &TcpStream, stats: &Stats) -> io::Result<u64> {
+    // Replies go out at once rather than wait for Nagle's algorithm.
+    stream.set_nodelay(true)?;
+    let mut buf = vec![0u8; BUF_SIZE];
+    let mut total = 0;
+    loop {
+        let (res, b) = stream.read(buf).await;
+        buf = b;
+        let n = res?;
+        if n == 0 {
+            return Ok(total); // EOF: every byte has been echoed
+        }
+        // The next read waits until this write completes: a client that does
+        // not read stalls its own connection, and nothing piles up here.
+        let (res, slice) = stream.write_all(buf.slice(..n)).await;
+        res?;
+        buf = slice.into_inner();
+        total += n as u64;
+        stats.bytes.set(stats.bytes.get() + n as u64);
+    }
+}
+// ANCHOR_END: echo
+
+/// Resolves with the name of the first of SIGINT (Ctrl-C) or SIGTERM.
+fn shutdown_signal() -> io::Result<impl std::future::Future<Output = &'static str>> {
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        }
+    })
+}
+
+/// Three clients, each sending three lines and checking each echo.
+async fn demo(addr: SocketAddr, stats: &Stats) -> anyhow::Result<()> {
+    let clients: Vec<_> = (0..3)
+        .map(|id| tokio_uring::spawn(demo_client(addr, id)))
+        .collect();
+    for client in clients {
+        client.await??;
+    }
+    // Let the server's tasks see the clients' EOF and log it.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    println!(
+        "demo: 3 clients, 9 lines echoed and verified; server saw {} connections, {} bytes",
+        stats.accepted.get(),
+        stats.bytes.get()
+    );
+    Ok(())
+}
+
+async fn demo_client(addr: SocketAddr, id: usize) -> anyhow::Result<()> {
+    let stream = TcpStream::connect(addr).await?;
+    for seq in 0..3 {
+        let line = format!("client {id} line {seq}\n").into_bytes();
+        let len = line.len();
+        let (res, line) = stream.write_all(line).await;
+        res?;
+        let mut echoed = Vec::with_capacity(len);
+        while echoed.len() < len {
+            let filled = echoed.len();
+            let (res, b) = stream.read(echoed.slice(filled..len)).await;
+            echoed = b.into_inner();
+            anyhow::ensure!(res? > 0, "server closed the connection early");
+        }
+        anyhow::ensure!(echoed == line, "client {id}: echo differs from what was sent");
+    }
+    stream.shutdown(std::net::Shutdown::Write)?;
+    let (res, _) = stream.read(Vec::with_capacity(1)).await;
+    anyhow::ensure!(res? == 0, "client {id}: expected EOF after shutdown");
+    Ok(())
+}
