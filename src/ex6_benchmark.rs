@@ -251,7 +251,7 @@ fn plan(args: &Args, run: &mut Run, fio: bool) -> anyhow::Result<Vec<Step>> {
         }
     }
     if wants(Workload::Echo) {
-        run.notes.push("the echo workload is not part of this run yet".into());
+        echo_steps(&mut steps, args, &mut run.notes)?;
     }
     Ok(steps)
 }
@@ -435,6 +435,47 @@ fn tmpfs_reads(steps: &mut Vec<Step>, fs: FileSystem, fio: bool) {
         }
         Ok(())
     }));
+}
+
+/// The echo workload: chapter 5's client against each server, started as a
+/// process of its own, at each connection count and message size. The three
+/// servers run back to back at each load, so they meet the same machine.
+fn echo_steps(steps: &mut Vec<Step>, args: &Args, notes: &mut Vec<String>) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("the path of this program")?;
+    let perf = echo::perf_available();
+    if !perf {
+        notes.push(
+            "perf is not available (not on PATH, or tracepoints not readable), so the echo \
+             servers' system calls and context switches are not counted"
+                .into(),
+        );
+    }
+    // Server on CPU 1, client on CPU 0: each has a core of its own.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (server_cpu, client_cpu) = if cpus >= 2 { (Some(1), Some(0)) } else { (None, None) };
+    for &size in &args.sizes {
+        for &conns in &args.conns {
+            for engine in ["tokio-uring", "tokio", "std-threads"] {
+                let exe = exe.clone();
+                let label = format!("echo, {engine}, {conns} connections, {size} B");
+                steps.push(step(&label, move |r| {
+                    uring_book::system::raise_nofile_limit()?;
+                    let server = echo::ServerProcess::start(&exe, engine, server_cpu, perf)?;
+                    let load = echo::Load {
+                        addr: server.addr,
+                        conns,
+                        size,
+                        duration: r.duration(),
+                    };
+                    let client: echo::Client = &echo::chapter5_client;
+                    let rec = echo::measure(server, engine, load, client, client_cpu, r.seconds)?;
+                    r.records.push(rec);
+                    Ok(())
+                }));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Tables on stdout, and the files asked for.

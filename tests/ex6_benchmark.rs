@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use uring_book::bench::echo::{process_cpu_time, ServerProcess};
+use uring_book::bench::echo::{perf_available, process_cpu_time, ServerProcess};
 use uring_book::bench::record::{from_json, Record};
 
 const EXE: &str = env!("CARGO_BIN_EXE_uring-book");
@@ -126,7 +126,7 @@ fn a_bad_size_is_a_usage_error() {
 #[test]
 fn echo_server_processes_echo_every_byte() {
     for engine in ["tokio", "std-threads"] {
-        let server = ServerProcess::start(Path::new(EXE), engine, None).unwrap();
+        let server = ServerProcess::start(Path::new(EXE), engine, None, false).unwrap();
         let mut conns: Vec<TcpStream> =
             (0..3).map(|_| TcpStream::connect(server.addr).unwrap()).collect();
         for (i, conn) in conns.iter_mut().enumerate() {
@@ -138,7 +138,32 @@ fn echo_server_processes_echo_every_byte() {
             assert!(back == msg, "{engine}: the echo differs");
         }
         process_cpu_time(server.pid()).unwrap();
+        assert_eq!(server.finish().unwrap(), None);
     }
+}
+
+/// Under perf, the counts come from the server's process alone and cover
+/// the threads it starts after perf is enabled.
+#[test]
+fn perf_counts_the_system_calls_of_a_server() {
+    if !perf_available() {
+        return; // perf is optional: the benchmark says so and counts nothing
+    }
+    let mut server = ServerProcess::start(Path::new(EXE), "std-threads", None, true).unwrap();
+    server.enable_counting().unwrap();
+    let mut conn = TcpStream::connect(server.addr).unwrap();
+    for _ in 0..10 {
+        conn.write_all(b"0123456789").unwrap();
+        let mut back = [0u8; 10];
+        conn.read_exact(&mut back).unwrap();
+    }
+    drop(conn);
+    std::thread::sleep(Duration::from_millis(50));
+    server.disable_counting().unwrap();
+    let counts = server.finish().unwrap().unwrap();
+    // At least accept, and a read and a write per message, on a new thread.
+    assert!(counts.syscalls >= 21, "{counts:?}");
+    assert!(counts.context_switches >= 1, "{counts:?}");
 }
 
 #[test]

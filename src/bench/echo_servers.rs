@@ -5,7 +5,20 @@
 //! run it on a thread.
 
 use std::io::{self, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+
+use socket2::{Domain, Socket, Type};
+
+/// A listener with the same backlog as chapter 5's server
+/// (`uring_book::ex5_tcp_echo::BACKLOG`): std's `bind` asks for 128, and a
+/// burst of a thousand connects would overflow it and wait for SYN retries.
+pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(uring_book::ex5_tcp_echo::BACKLOG)?;
+    Ok(socket.into())
+}
 
 /// Echoes every connection of `listener` with tokio on a current-thread
 /// runtime: one thread, like the io_uring server, epoll_wait underneath.

@@ -14,7 +14,7 @@ use anyhow::{bail, Context};
 use io_uring::{opcode, squeue, types, IoUring};
 
 use uring_book::bench::record::Measured;
-use uring_book::bench::stats::{Latencies, Rng, Window};
+use uring_book::bench::stats::{Latencies, Rng, Spent, Window};
 use uring_book::diagnose;
 
 /// The block size of the random-read workloads.
@@ -157,12 +157,13 @@ pub fn seq_write_std(path: &Path, size: u64, chunk: usize) -> anyhow::Result<Mea
     }
     // The data is on the device only after fsync; both engines pay for it.
     file.sync_all()?;
-    let (elapsed, cpu) = window.stop();
+    let Spent { elapsed, cpu, switches } = window.stop();
     Ok(Measured {
         ops: latencies.len() as u64,
         bytes: size,
         elapsed,
         cpu: Some(cpu),
+        ctx_switches: Some(switches),
         latencies,
         ..Measured::default()
     })
@@ -184,12 +185,13 @@ pub fn seq_read_std(path: &Path, chunk: usize) -> anyhow::Result<Measured> {
         latencies.record(started.elapsed());
         bytes += n as u64;
     }
-    let (elapsed, cpu) = window.stop();
+    let Spent { elapsed, cpu, switches } = window.stop();
     Ok(Measured {
         ops: latencies.len() as u64,
         bytes,
         elapsed,
         cpu: Some(cpu),
+        ctx_switches: Some(switches),
         latencies,
         ..Measured::default()
     })
@@ -299,12 +301,13 @@ fn uring_sequential(
             bail!("fsync: {}", diagnose::cqe_error(cqe.result()));
         }
     }
-    let (elapsed, cpu) = window.stop();
+    let Spent { elapsed, cpu, switches } = window.stop();
     Ok(Measured {
         ops: latencies.len() as u64,
         bytes,
         elapsed,
         cpu: Some(cpu),
+        ctx_switches: Some(switches),
         syscalls: Some(syscalls),
         latencies,
         io_wq_workers: Some(io_wq),
@@ -357,7 +360,7 @@ pub fn rand_read_threads(
         stop.store(true, Ordering::Relaxed);
         workers.into_iter().map(|w| w.join().expect("reader thread")).collect()
     });
-    let (elapsed, cpu) = window.stop();
+    let Spent { elapsed, cpu, switches } = window.stop();
     let mut latencies = Latencies::new();
     for r in results {
         latencies.merge(r?);
@@ -368,6 +371,7 @@ pub fn rand_read_threads(
         bytes: ops * BLOCK as u64,
         elapsed,
         cpu: Some(cpu),
+        ctx_switches: Some(switches),
         // read_exact_at makes one pread per block unless a read comes up short.
         syscalls: Some(ops),
         latencies,
@@ -469,13 +473,14 @@ fn uring_random(
             }
         }
     }
-    let (elapsed, cpu) = window.stop();
+    let Spent { elapsed, cpu, switches } = window.stop();
     let ops = latencies.len() as u64;
     Ok(Measured {
         ops,
         bytes: ops * BLOCK as u64,
         elapsed,
         cpu: Some(cpu),
+        ctx_switches: Some(switches),
         syscalls: Some(syscalls),
         latencies,
         io_wq_workers: Some(io_wq_workers()),

@@ -55,6 +55,9 @@ pub struct Record {
     pub cpu_us_per_op: Option<f64>,
     /// System calls per operation that the engine made (counted by the engine).
     pub syscalls_per_op: Option<f64>,
+    /// Context switches per operation (threads going to sleep or being
+    /// preempted): of the process doing the I/O, or of the echo server.
+    pub ctx_switches_per_op: Option<f64>,
     /// io_uring's io-wq worker threads seen during the run: requests the
     /// kernel could not start without blocking are handed to them.
     pub io_wq_workers: Option<u32>,
@@ -70,6 +73,7 @@ pub struct Measured {
     pub elapsed: Duration,
     pub cpu: Option<Duration>,
     pub syscalls: Option<u64>,
+    pub ctx_switches: Option<u64>,
     pub latencies: Latencies,
     pub io_wq_workers: Option<u32>,
 }
@@ -96,6 +100,7 @@ impl Record {
             p99_us: m.latencies.percentile_us(99.0),
             cpu_us_per_op: m.cpu.and_then(|c| per_op(c.as_secs_f64() * 1e6)),
             syscalls_per_op: m.syscalls.and_then(|s| per_op(s as f64)),
+            ctx_switches_per_op: m.ctx_switches.and_then(|s| per_op(s as f64)),
             io_wq_workers: m.io_wq_workers,
             settings,
             machine: Machine::this(),
@@ -127,6 +132,7 @@ mod tests {
             elapsed: Duration::from_millis(500),
             cpu: Some(Duration::from_millis(50)),
             syscalls: Some(25),
+            ctx_switches: Some(50),
             latencies,
             io_wq_workers: Some(0),
         }
@@ -141,6 +147,7 @@ mod tests {
         assert_eq!(r.p99_us, Some(99.0));
         assert!((r.cpu_us_per_op.unwrap() - 500.0).abs() < 1e-9);
         assert_eq!(r.syscalls_per_op, Some(0.25));
+        assert_eq!(r.ctx_switches_per_op, Some(0.5));
     }
 
     #[test]

@@ -48,32 +48,41 @@ pub fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
 }
 
 /// User plus system CPU time of this whole process (every thread, including
-/// the kernel's io-wq and SQPOLL threads, which belong to the process).
-pub fn process_cpu_time() -> Duration {
+/// the kernel's io-wq and SQPOLL threads, which belong to the process), and
+/// its context switches: a thread that sleeps and is woken up counts one.
+pub fn process_usage() -> (Duration, u64) {
     // SAFETY: getrusage fills one rusage struct.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
+    let switches = usage.ru_nvcsw as u64 + usage.ru_nivcsw as u64;
+    (tv(usage.ru_utime) + tv(usage.ru_stime), switches)
 }
 
-/// Wall-clock and CPU time of one measured window.
+/// What one measured window cost.
+pub struct Spent {
+    pub elapsed: Duration,
+    pub cpu: Duration,
+    pub switches: u64,
+}
+
+/// Wall-clock time, CPU time and context switches of one measured window.
 pub struct Window {
     wall: Instant,
     cpu: Duration,
+    switches: u64,
 }
 
 impl Window {
     pub fn start() -> Self {
-        Window {
-            wall: Instant::now(),
-            cpu: process_cpu_time(),
-        }
+        let (cpu, switches) = process_usage();
+        Window { wall: Instant::now(), cpu, switches }
     }
 
-    /// (elapsed wall-clock time, CPU time spent by the process meanwhile).
-    pub fn stop(&self) -> (Duration, Duration) {
-        (self.wall.elapsed(), process_cpu_time() - self.cpu)
+    pub fn stop(&self) -> Spent {
+        let elapsed = self.wall.elapsed();
+        let (cpu, switches) = process_usage();
+        Spent { elapsed, cpu: cpu - self.cpu, switches: switches - self.switches }
     }
 }
 
