@@ -17,10 +17,12 @@ use uring_book::bench::{plot, report};
 use uring_book::diagnose;
 
 #[derive(clap::Args, Debug)]
-#[command(after_help = "--quick uses a 32 MiB file and 0.25 s per point (under a minute \
+#[command(
+    after_help = "--quick uses a 32 MiB file and 0.25 s per point (under a minute \
     on 2 cores); that is what `cargo run` (every exercise, debug build) runs. The default \
     run uses a 256 MiB file and 2 s per point (under 5 minutes). Numbers from a debug \
-    build are not worth quoting: use `cargo run --release -- 6`.")]
+    build are not worth quoting: use `cargo run --release -- 6`."
+)]
 pub struct Args {
     /// Small and short: a 32 MiB file, 0.25 s per point
     #[arg(long)]
@@ -41,7 +43,11 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', default_value = "4,8,32")]
     pub threads: Vec<usize>,
     /// Workloads to run: seq, cached, direct, tmpfs, echo
-    #[arg(long, value_delimiter = ',', default_value = "seq,cached,direct,tmpfs,echo")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "seq,cached,direct,tmpfs,echo"
+    )]
     pub workloads: Vec<Workload>,
     /// Do not run fio beside our engines even if it is installed
     #[arg(long)]
@@ -95,10 +101,14 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         Some('G' | 'g') => (&t[..t.len() - 1], 30),
         _ => (t, 0),
     };
-    let n: u64 = digits.parse().map_err(|_| format!("'{text}' is not a size like 256M"))?;
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size like 256M"))?;
     let bytes = n << shift;
     if bytes < file::BLOCK as u64 || bytes % file::BLOCK as u64 != 0 {
-        return Err(format!("'{text}': the file size must be a multiple of 4 KiB"));
+        return Err(format!(
+            "'{text}': the file size must be a multiple of 4 KiB"
+        ));
     }
     Ok(bytes)
 }
@@ -134,8 +144,16 @@ impl Run {
         }
     }
 
-    fn push(&mut self, workload: &str, engine: &str, depth: usize, m: Measured, s: Settings) {
-        self.records.push(Record::new(workload, engine, depth as u32, m, s));
+    fn push(
+        &mut self,
+        workload: &str,
+        engine: &str,
+        depth: usize,
+        m: Measured,
+        s: Settings,
+    ) {
+        self.records
+            .push(Record::new(workload, engine, depth as u32, m, s));
     }
 }
 
@@ -152,12 +170,15 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             .with_context(|| format!("{} is not a file of records", path.display()))?;
         return output(&records, args);
     }
-    let fs = machine::file_system(&args.dir)
-        .map_err(|e| anyhow!("--dir {}: {}", args.dir.display(), diagnose::errno_text(&e)))?;
+    let fs = machine::file_system(&args.dir).map_err(|e| {
+        anyhow!("--dir {}: {}", args.dir.display(), diagnose::errno_text(&e))
+    })?;
     let tmp = tempfile::Builder::new()
         .prefix("uring-bench")
         .tempdir_in(&args.dir)
-        .map_err(|e| anyhow!("--dir {}: {}", args.dir.display(), diagnose::errno_text(&e)))?;
+        .map_err(|e| {
+            anyhow!("--dir {}: {}", args.dir.display(), diagnose::errno_text(&e))
+        })?;
     // Refuse a run that could never finish before spending time on it.
     let probe = io_uring::IoUring::new(2).map_err(diagnose::setup)?;
     drop(probe);
@@ -165,7 +186,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         dir: args.dir.clone(),
         path: tmp.path().join("data"),
         fs,
-        file_size: args.file_size.unwrap_or(if args.quick { 32 << 20 } else { 256 << 20 }),
+        file_size: args.file_size.unwrap_or(if args.quick {
+            32 << 20
+        } else {
+            256 << 20
+        }),
         seconds: args.seconds.unwrap_or(if args.quick { 0.25 } else { 2.0 }),
         records: Vec::new(),
         notes: Vec::new(),
@@ -202,7 +227,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 fn plan(args: &Args, run: &mut Run, fio: bool) -> anyhow::Result<Vec<Step>> {
     let wants = |w| args.workloads.contains(&w);
     let mut steps: Vec<Step> = Vec::new();
-    let any_file = wants(Workload::Seq) || wants(Workload::Cached) || wants(Workload::Direct);
+    let any_file =
+        wants(Workload::Seq) || wants(Workload::Cached) || wants(Workload::Direct);
     if any_file && !wants(Workload::Seq) {
         steps.push(step("writing the test file", |r| {
             file::seq_write_uring(&r.path, r.file_size, SEQ_CHUNK, SEQ_DEPTH).map(drop)
@@ -247,7 +273,9 @@ fn plan(args: &Args, run: &mut Run, fio: bool) -> anyhow::Result<Vec<Step>> {
         let shm = Path::new("/dev/shm");
         match machine::file_system(shm) {
             Ok(fs) if fs.is_tmpfs() => tmpfs_reads(&mut steps, fs, fio),
-            _ => run.notes.push("no tmpfs workload: /dev/shm is not a tmpfs here".into()),
+            _ => run
+                .notes
+                .push("no tmpfs workload: /dev/shm is not a tmpfs here".into()),
         }
     }
     if wants(Workload::Echo) {
@@ -262,7 +290,13 @@ fn step(label: &str, f: impl FnOnce(&mut Run) -> anyhow::Result<()> + 'static) -
 
 /// Random reads of the test file: std, (for O_DIRECT) a thread pool, io_uring
 /// across the depths, with registered buffers, with SQPOLL, and fio.
-fn random_reads(steps: &mut Vec<Step>, args: &Args, workload: &'static str, direct: bool, fio: bool) {
+fn random_reads(
+    steps: &mut Vec<Step>,
+    args: &Args,
+    workload: &'static str,
+    direct: bool,
+    fio: bool,
+) {
     let what = if direct { "O_DIRECT" } else { "page cache" };
     steps.push(step(&format!("random reads, {what}, std"), move |r| {
         if direct {
@@ -283,27 +317,55 @@ fn random_reads(steps: &mut Vec<Step>, args: &Args, workload: &'static str, dire
     }));
     if direct {
         for &threads in &args.threads {
-            steps.push(step(&format!("random reads, {what}, {threads} threads"), move |r| {
-                let f = file::open_for_reads(&r.path, direct)?;
-                let m = file::rand_read_threads(&f, threads, r.duration(), 2)?;
-                let s = Settings { o_direct: direct, threads: threads as u32, ..r.settings(file::BLOCK) };
-                r.push(workload, "threads", threads, m, s);
-                Ok(())
-            }));
+            steps.push(step(
+                &format!("random reads, {what}, {threads} threads"),
+                move |r| {
+                    let f = file::open_for_reads(&r.path, direct)?;
+                    let m = file::rand_read_threads(&f, threads, r.duration(), 2)?;
+                    let s = Settings {
+                        o_direct: direct,
+                        threads: threads as u32,
+                        ..r.settings(file::BLOCK)
+                    };
+                    r.push(workload, "threads", threads, m, s);
+                    Ok(())
+                },
+            ));
         }
     }
     let mut variants: Vec<(&str, UringOpts)> = Vec::new();
     for &depth in &args.depths {
-        variants.push(("io_uring", UringOpts { depth, fixed: false, sqpoll: false }));
+        variants.push((
+            "io_uring",
+            UringOpts {
+                depth,
+                fixed: false,
+                sqpoll: false,
+            },
+        ));
     }
     for &depth in &args.depths {
         if !direct || depth == 32 {
-            variants.push(("io_uring+fixed", UringOpts { depth, fixed: true, sqpoll: false }));
+            variants.push((
+                "io_uring+fixed",
+                UringOpts {
+                    depth,
+                    fixed: true,
+                    sqpoll: false,
+                },
+            ));
         }
     }
     for depth in [1, 32] {
         if !direct || depth == 32 {
-            variants.push(("io_uring+sqpoll", UringOpts { depth, fixed: false, sqpoll: true }));
+            variants.push((
+                "io_uring+sqpoll",
+                UringOpts {
+                    depth,
+                    fixed: false,
+                    sqpoll: true,
+                },
+            ));
         }
     }
     for (engine, opts) in variants {
@@ -343,12 +405,15 @@ fn fio_job(
     numjobs: usize,
     direct: bool,
 ) -> Step {
-    let label = format!("random reads, {what}, fio {ioengine} depth {iodepth} x{numjobs}");
+    let label =
+        format!("random reads, {what}, fio {ioengine} depth {iodepth} x{numjobs}");
     step(&label, move |r| {
         let path = r.path.clone();
         let size = r.file_size;
         let s = r.settings(file::BLOCK);
-        fio_step(r, workload, &path, size, s, ioengine, iodepth, numjobs, direct)
+        fio_step(
+            r, workload, &path, size, s, ioengine, iodepth, numjobs, direct,
+        )
     })
 }
 
@@ -408,7 +473,9 @@ fn fio_step(
 /// The tmpfs workload: why io_uring can lose where there is no device.
 fn tmpfs_reads(steps: &mut Vec<Step>, fs: FileSystem, fio: bool) {
     steps.push(step("random reads, tmpfs, std and io_uring", move |r| {
-        let dir = tempfile::Builder::new().prefix("uring-bench").tempdir_in(&fs.mount_point)?;
+        let dir = tempfile::Builder::new()
+            .prefix("uring-bench")
+            .tempdir_in(&fs.mount_point)?;
         let path = dir.path().join("data");
         let size = r.file_size.min(256 << 20);
         file::seq_write_std(&path, size, SEQ_CHUNK)?;
@@ -424,13 +491,27 @@ fn tmpfs_reads(steps: &mut Vec<Step>, fs: FileSystem, fio: bool) {
         let m = file::rand_read_threads(&f, 1, r.duration(), 1)?;
         r.push("rand-read-tmpfs", "std", 1, m, s.clone());
         for depth in [1, 32] {
-            let opts = UringOpts { depth, fixed: false, sqpoll: false };
+            let opts = UringOpts {
+                depth,
+                fixed: false,
+                sqpoll: false,
+            };
             let m = file::rand_read_uring(&f, opts, r.duration(), 3)?;
             r.push("rand-read-tmpfs", "io_uring", depth, m, s.clone());
         }
         if fio {
             for ioengine in ["psync", "io_uring"] {
-                fio_step(r, "rand-read-tmpfs", &path, size, s.clone(), ioengine, 1, 1, false)?;
+                fio_step(
+                    r,
+                    "rand-read-tmpfs",
+                    &path,
+                    size,
+                    s.clone(),
+                    ioengine,
+                    1,
+                    1,
+                    false,
+                )?;
             }
         }
         Ok(())
@@ -440,7 +521,11 @@ fn tmpfs_reads(steps: &mut Vec<Step>, fs: FileSystem, fio: bool) {
 /// The echo workload: chapter 5's client against each server, started as a
 /// process of its own, at each connection count and message size. The three
 /// servers run back to back at each load, so they meet the same machine.
-fn echo_steps(steps: &mut Vec<Step>, args: &Args, notes: &mut Vec<String>) -> anyhow::Result<()> {
+fn echo_steps(
+    steps: &mut Vec<Step>,
+    args: &Args,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("the path of this program")?;
     let perf = echo::perf_available();
     if !perf {
@@ -452,23 +537,49 @@ fn echo_steps(steps: &mut Vec<Step>, args: &Args, notes: &mut Vec<String>) -> an
     }
     // Server on CPU 1, client on CPU 0: each has a core of its own.
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let (server_cpu, client_cpu) = if cpus >= 2 { (Some(1), Some(0)) } else { (None, None) };
+    let (server_cpu, client_cpu) = if cpus >= 2 {
+        (Some(1), Some(0))
+    } else {
+        (None, None)
+    };
+    // The load where the chapter looks inside the servers with a profiler.
+    let profiled = (100, 4096);
     for &size in &args.sizes {
         for &conns in &args.conns {
-            for engine in ["tokio-uring", "tokio", "std-threads"] {
+            for engine in ECHO_SERVERS {
                 let exe = exe.clone();
                 let label = format!("echo, {engine}, {conns} connections, {size} B");
                 steps.push(step(&label, move |r| {
                     uring_book::system::raise_nofile_limit()?;
-                    let server = echo::ServerProcess::start(&exe, engine, server_cpu, perf)?;
-                    let load = echo::Load {
+                    let client: echo::Client = &echo::chapter5_client;
+                    let start =
+                        |perf| echo::ServerProcess::start(&exe, engine, server_cpu, perf);
+                    let load = |seconds: f64, server: &echo::ServerProcess| echo::Load {
                         addr: server.addr,
                         conns,
                         size,
-                        duration: r.duration(),
+                        duration: Duration::from_secs_f64(seconds),
                     };
-                    let client: echo::Client = &echo::chapter5_client;
-                    let rec = echo::measure(server, engine, load, client, client_cpu, r.seconds)?;
+                    // Throughput, latency and CPU come from a run without perf, whose
+                    // tracepoint on every system call would tax the engine that makes
+                    // more of them; a second, shorter run under perf counts them.
+                    let server = start(false)?;
+                    let l = load(r.seconds, &server);
+                    let mut rec = echo::measure(
+                        server, engine, l, client, client_cpu, r.seconds, false,
+                    )?;
+                    if perf {
+                        let server = start(true)?;
+                        let secs = r.seconds.min(1.0);
+                        let profile = (conns, size) == profiled;
+                        let l = load(secs, &server);
+                        let counted = echo::measure(
+                            server, engine, l, client, client_cpu, secs, profile,
+                        )?;
+                        rec.syscalls_per_op = counted.syscalls_per_op;
+                        rec.ctx_switches_per_op = counted.ctx_switches_per_op;
+                        rec.hottest = counted.hottest;
+                    }
                     r.records.push(rec);
                     Ok(())
                 }));
@@ -477,6 +588,10 @@ fn echo_steps(steps: &mut Vec<Step>, args: &Args, notes: &mut Vec<String>) -> an
     }
     Ok(())
 }
+
+/// The echo servers, in the order the tables show them.
+const ECHO_SERVERS: [&str; 4] =
+    ["tokio-uring", "tokio-uring+coop", "tokio", "std-threads"];
 
 /// Tables on stdout, and the files asked for.
 fn output(records: &[Record], args: &Args) -> anyhow::Result<()> {
@@ -502,7 +617,11 @@ fn output(records: &[Record], args: &Args) -> anyhow::Result<()> {
 
 /// The command that made this run, as a reader would type it.
 fn command_line() -> String {
-    let cargo = if cfg!(debug_assertions) { "cargo run --" } else { "cargo run --release --" };
+    let cargo = if cfg!(debug_assertions) {
+        "cargo run --"
+    } else {
+        "cargo run --release --"
+    };
     let args: Vec<String> = std::env::args().skip(1).collect();
     format!("{cargo} {}", args.join(" "))
 }

@@ -71,7 +71,10 @@ fn a_tiny_run_of_the_file_workloads_writes_sane_records_charts_and_summary() {
             assert_eq!(r.ops, 1);
             assert!((r.mb_per_s - 1.048576 / r.elapsed_s).abs() < 1e-6, "{r:?}");
         } else {
-            assert!((r.mb_per_s - r.ops_per_s * 4096.0 / 1e6).abs() < 1e-6, "{r:?}");
+            assert!(
+                (r.mb_per_s - r.ops_per_s * 4096.0 / 1e6).abs() < 1e-6,
+                "{r:?}"
+            );
         }
     }
     let depths: Vec<u32> = records
@@ -81,7 +84,10 @@ fn a_tiny_run_of_the_file_workloads_writes_sane_records_charts_and_summary() {
         .collect();
     assert_eq!(depths, [1, 8]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("Machine: ") && stdout.contains("File system: "), "{stdout}");
+    assert!(
+        stdout.contains("Machine: ") && stdout.contains("File system: "),
+        "{stdout}"
+    );
     let svg = std::fs::read_to_string(plots.join("rand-read-cached-iops.svg")).unwrap();
     assert!(svg.contains("<svg") && svg.contains("io_uring+fixed"));
     let md = std::fs::read_to_string(&summary).unwrap();
@@ -99,7 +105,10 @@ fn a_directory_that_does_not_exist_is_one_line_and_exit_1() {
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with("error: --dir /no/such/dir: ENOENT"), "{err}");
+    assert!(
+        err.starts_with("error: --dir /no/such/dir: ENOENT"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -127,10 +136,12 @@ fn a_bad_size_is_a_usage_error() {
 fn echo_server_processes_echo_every_byte() {
     for engine in ["tokio", "std-threads"] {
         let server = ServerProcess::start(Path::new(EXE), engine, None, false).unwrap();
-        let mut conns: Vec<TcpStream> =
-            (0..3).map(|_| TcpStream::connect(server.addr).unwrap()).collect();
+        let mut conns: Vec<TcpStream> = (0..3)
+            .map(|_| TcpStream::connect(server.addr).unwrap())
+            .collect();
         for (i, conn) in conns.iter_mut().enumerate() {
-            conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            conn.set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
             let msg: Vec<u8> = (0..4096).map(|j| (i * 7 + j) as u8).collect();
             conn.write_all(&msg).unwrap();
             let mut back = vec![0u8; msg.len()];
@@ -149,7 +160,8 @@ fn perf_counts_the_system_calls_of_a_server() {
     if !perf_available() {
         return; // perf is optional: the benchmark says so and counts nothing
     }
-    let mut server = ServerProcess::start(Path::new(EXE), "std-threads", None, true).unwrap();
+    let mut server =
+        ServerProcess::start(Path::new(EXE), "std-threads", None, true).unwrap();
     server.enable_counting().unwrap();
     let mut conn = TcpStream::connect(server.addr).unwrap();
     for _ in 0..10 {
@@ -168,7 +180,8 @@ fn perf_counts_the_system_calls_of_a_server() {
 
 #[test]
 fn records_in_the_reference_run_have_the_promised_fields() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("book/src/bench/reference.json");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("book/src/bench/reference.json");
     let Ok(text) = std::fs::read_to_string(&path) else {
         panic!("{} is missing: run scripts/regen-output.sh", path.display());
     };

@@ -88,14 +88,22 @@ fn mkfifo(path: &Path) -> anyhow::Result<()> {
 /// Opens a FIFO for both directions: that never blocks waiting for the
 /// other end, which perf opens in its own time.
 fn open_fifo(path: &Path) -> anyhow::Result<std::fs::File> {
-    Ok(std::fs::OpenOptions::new().read(true).write(true).open(path)?)
+    Ok(std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)?)
 }
 
 impl ServerProcess {
     /// Starts `exe 6 --serve ENGINE [--cpu N]` (under `perf stat` with
     /// counting disabled when `perf` is true) and reads the line it prints:
     /// `listening on 127.0.0.1:PORT pid N`.
-    pub fn start(exe: &Path, engine: &str, cpu: Option<usize>, perf: bool) -> anyhow::Result<Self> {
+    pub fn start(
+        exe: &Path,
+        engine: &str,
+        cpu: Option<usize>,
+        perf: bool,
+    ) -> anyhow::Result<Self> {
         let mut serve: Vec<String> = vec!["6".into(), "--serve".into(), engine.into()];
         if let Some(cpu) = cpu {
             serve.extend(["--cpu".into(), cpu.to_string()]);
@@ -107,7 +115,11 @@ impl ServerProcess {
             mkfifo(&ack)?;
             let mut cmd = Command::new("perf");
             cmd.args(["stat", "-x,", "-e", PERF_EVENTS, "--delay=-1"])
-                .arg(format!("--control=fifo:{},{}", ctl.display(), ack.display()))
+                .arg(format!(
+                    "--control=fifo:{},{}",
+                    ctl.display(),
+                    ack.display()
+                ))
                 .arg("-o")
                 .arg(dir.path().join("counts"))
                 .arg("--")
@@ -115,7 +127,11 @@ impl ServerProcess {
                 .args(&serve);
             // perf says "Events enabled" on stderr each time: keep it in a file.
             cmd.stderr(std::fs::File::create(dir.path().join("stderr"))?);
-            let perf = Perf { ctl: open_fifo(&ctl)?, ack: BufReader::new(open_fifo(&ack)?), dir };
+            let perf = Perf {
+                ctl: open_fifo(&ctl)?,
+                ack: BufReader::new(open_fifo(&ack)?),
+                dir,
+            };
             (cmd, Some(perf))
         } else {
             let mut cmd = Command::new(exe);
@@ -129,7 +145,8 @@ impl ServerProcess {
             .with_context(|| format!("start {}", exe.display()))?;
         let stdin = child.stdin.take();
         let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped stdout")).read_line(&mut line)?;
+        BufReader::new(child.stdout.take().expect("piped stdout"))
+            .read_line(&mut line)?;
         let parsed = line
             .trim()
             .strip_prefix("listening on ")
@@ -138,9 +155,18 @@ impl ServerProcess {
         let Some((addr, pid)) = parsed else {
             let _ = child.kill();
             let _ = child.wait();
-            bail!("the {engine} echo server did not start (it said {:?})", line.trim());
+            bail!(
+                "the {engine} echo server did not start (it said {:?})",
+                line.trim()
+            );
         };
-        Ok(ServerProcess { child, stdin, pid, addr, perf })
+        Ok(ServerProcess {
+            child,
+            stdin,
+            pid,
+            addr,
+            perf,
+        })
     }
 
     /// The server's process id (not perf's).
@@ -159,7 +185,9 @@ impl ServerProcess {
 
     /// Sends `enable` or `disable` to perf and waits for its `ack`.
     fn perf_command(&mut self, command: &str) -> anyhow::Result<()> {
-        let Some(perf) = &mut self.perf else { return Ok(()) };
+        let Some(perf) = &mut self.perf else {
+            return Ok(());
+        };
         use std::io::Write;
         writeln!(perf.ctl, "{command}")?;
         let mut ack = String::new();
@@ -173,11 +201,18 @@ impl ServerProcess {
     /// Stops the server and returns what perf counted, if it ran under perf.
     pub fn finish(mut self) -> anyhow::Result<Option<PerfCounts>> {
         self.stop();
-        let Some(perf) = &self.perf else { return Ok(None) };
+        let Some(perf) = &self.perf else {
+            return Ok(None);
+        };
         let text = std::fs::read_to_string(perf.dir.path().join("counts"))?;
         parse_perf_counts(&text).map(Some).map_err(|e| {
             let stderr = std::fs::read_to_string(perf.dir.path().join("stderr"));
-            let last = stderr.unwrap_or_default().lines().last().unwrap_or("").to_string();
+            let last = stderr
+                .unwrap_or_default()
+                .lines()
+                .last()
+                .unwrap_or("")
+                .to_string();
             anyhow::anyhow!("{e} (perf said: {last})")
         })
     }
@@ -224,9 +259,14 @@ impl WaitTimeout for Child {
 pub fn parse_perf_counts(text: &str) -> anyhow::Result<PerfCounts> {
     let mut counts = PerfCounts::default();
     let mut seen = 0;
-    for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
         let fields: Vec<&str> = line.split(',').collect();
-        let (Some(value), Some(event)) = (fields.first(), fields.get(2)) else { continue };
+        let (Some(value), Some(event)) = (fields.first(), fields.get(2)) else {
+            continue;
+        };
         let Ok(value) = value.trim().parse::<u64>() else {
             bail!("perf could not count {event}: {value}");
         };
@@ -284,6 +324,8 @@ fn set_affinity(set: &libc::cpu_set_t) {
 
 /// Runs `client` with `load` against a server, server CPU time measured
 /// over the same window, the client pinned to `client_cpu` meanwhile.
+/// With `profile`, `perf record` samples the server for the first half of
+/// the window and the record keeps its hottest functions.
 pub fn measure(
     mut server: ServerProcess,
     engine: &str,
@@ -291,6 +333,7 @@ pub fn measure(
     client: Client,
     client_cpu: Option<usize>,
     seconds: f64,
+    profile: bool,
 ) -> anyhow::Result<Record> {
     let saved = affinity();
     if let Some(cpu) = client_cpu {
@@ -299,12 +342,38 @@ pub fn measure(
     let pid = server.pid();
     let cpu = process_cpu_time(pid)?;
     server.enable_counting()?;
-    let outcome = client(&Load { addr: server.addr, ..load });
+    let samples = tempfile::tempdir()?;
+    let recorder = if profile {
+        let data = samples.path().join("perf.data");
+        let secs = format!("{:.2}", load.duration.as_secs_f64() / 2.0);
+        let child = Command::new("perf")
+            .args(["record", "-q", "-o"])
+            .arg(&data)
+            .args(["-p", &pid.to_string(), "--", "sleep", &secs])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("start perf record")?;
+        Some((child, data))
+    } else {
+        None
+    };
+    let outcome = client(&Load {
+        addr: server.addr,
+        ..load
+    });
     let cpu_after = process_cpu_time(pid);
     server.disable_counting()?;
     set_affinity(&saved);
     let outcome = outcome.with_context(|| format!("echo client against {engine}"))?;
     let perf = server.finish()?;
+    let hottest = match recorder {
+        Some((mut child, data)) => {
+            child.wait()?;
+            Some(hottest_functions(&data, 8)?)
+        }
+        None => None,
+    };
     let m = Measured {
         ops: outcome.messages,
         bytes: outcome.messages * load.size as u64,
@@ -324,7 +393,37 @@ pub fn measure(
     let mut record = Record::new("echo", engine, load.conns as u32, m, settings);
     record.p50_us = Some(outcome.p50.as_secs_f64() * 1e6);
     record.p99_us = Some(outcome.p99.as_secs_f64() * 1e6);
+    record.hottest = hottest;
     Ok(record)
+}
+
+/// The `n` functions with the most samples in a `perf record` file, with
+/// their share of all samples in percent: `perf report --sort sym`.
+pub fn hottest_functions(data: &Path, n: usize) -> anyhow::Result<Vec<(String, f64)>> {
+    let out = Command::new("perf")
+        .args(["report", "--stdio", "--no-children", "--sort", "sym", "-i"])
+        .arg(data)
+        .stderr(Stdio::null())
+        .output()
+        .context("run perf report")?;
+    Ok(parse_perf_report(&String::from_utf8_lossy(&out.stdout), n))
+}
+
+/// Lines such as `    19.42%  [k] __pv_queued_spin_lock_slowpath`.
+pub fn parse_perf_report(text: &str, n: usize) -> Vec<(String, f64)> {
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| {
+            let (pct, rest) = l.trim().split_once('%')?;
+            let pct: f64 = pct.trim().parse().ok()?;
+            let name = rest
+                .trim()
+                .split_once(' ')
+                .map_or(rest.trim(), |(_, name)| name.trim());
+            Some((name.to_string(), pct))
+        })
+        .take(n)
+        .collect()
 }
 
 /// The body of `uring-book 6 --serve ENGINE`: bind 127.0.0.1:0, say where
@@ -350,7 +449,11 @@ pub fn serve(engine: &str, cpu: Option<usize>) -> anyhow::Result<()> {
             };
             rt.block_on(async {
                 let listener = ex5_tcp_echo::listen(any_port)?;
-                println!("listening on {} pid {}", listener.local_addr()?, std::process::id());
+                println!(
+                    "listening on {} pid {}",
+                    listener.local_addr()?,
+                    std::process::id()
+                );
                 let stats = std::rc::Rc::new(ex5_tcp_echo::Stats::default());
                 ex5_tcp_echo::serve(listener, stats, true).await;
                 Ok(())
@@ -358,7 +461,11 @@ pub fn serve(engine: &str, cpu: Option<usize>) -> anyhow::Result<()> {
         }
         "tokio" | "std-threads" => {
             let listener = echo_servers::listen(any_port)?;
-            println!("listening on {} pid {}", listener.local_addr()?, std::process::id());
+            println!(
+                "listening on {} pid {}",
+                listener.local_addr()?,
+                std::process::id()
+            );
             if engine == "tokio" {
                 echo_servers::serve_tokio(listener)
             } else {
@@ -419,12 +526,35 @@ mod tests {
     }
 
     #[test]
+    fn perf_report_lines_become_functions_and_shares() {
+        let text = "# Samples: 4K of event 'cpu-clock'\n#\n\
+                    # Overhead  Symbol\n\
+                    \x20   19.42%  [k] __pv_queued_spin_lock_slowpath\n\
+                    \x20    0.62%  [.] __vdso_clock_gettime\n\n";
+        let hot = parse_perf_report(text, 8);
+        assert_eq!(
+            hot,
+            [
+                ("__pv_queued_spin_lock_slowpath".to_string(), 19.42),
+                ("__vdso_clock_gettime".to_string(), 0.62)
+            ]
+        );
+        assert_eq!(parse_perf_report(text, 1).len(), 1);
+    }
+
+    #[test]
     fn perf_counts_parse_from_csv() {
         let text = "# started on Sun Nov 29 00:20:00 2026\n\n\
                     123456,,raw_syscalls:sys_enter,2000000,100.00,,\n\
                     789,,context-switches,2000000,100.00,0.394,K/sec\n";
         let counts = parse_perf_counts(text).unwrap();
-        assert_eq!(counts, PerfCounts { syscalls: 123456, context_switches: 789 });
+        assert_eq!(
+            counts,
+            PerfCounts {
+                syscalls: 123456,
+                context_switches: 789
+            }
+        );
         let blocked = "<not supported>,,raw_syscalls:sys_enter,0,100.00,,\n";
         assert!(parse_perf_counts(blocked).is_err());
     }

@@ -24,7 +24,9 @@ pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
 /// runtime: one thread, like the io_uring server, epoll_wait underneath.
 pub fn serve_tokio(listener: TcpListener) -> anyhow::Result<()> {
     listener.set_nonblocking(true)?;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         loop {

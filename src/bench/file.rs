@@ -103,7 +103,8 @@ pub fn evict(path: &Path) -> anyhow::Result<()> {
     let file = File::open(path)?;
     file.sync_all()?;
     // SAFETY: an fadvise hint on an open descriptor.
-    let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    let rc =
+        unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
     if rc != 0 {
         return Err(std::io::Error::from_raw_os_error(rc)).context("posix_fadvise");
     }
@@ -118,7 +119,10 @@ pub fn supports_nowait_reads(path: &Path) -> anyhow::Result<bool> {
     // Buffered, whatever the workload uses: O_DIRECT would want aligned buffers.
     let file = File::open(path)?;
     let mut buf = [0u8; 512];
-    let iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    let iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
     // SAFETY: one iovec over a live local buffer.
     let n = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, 0, libc::RWF_NOWAIT) };
     if n >= 0 {
@@ -157,7 +161,11 @@ pub fn seq_write_std(path: &Path, size: u64, chunk: usize) -> anyhow::Result<Mea
     }
     // The data is on the device only after fsync; both engines pay for it.
     file.sync_all()?;
-    let Spent { elapsed, cpu, switches } = window.stop();
+    let Spent {
+        elapsed,
+        cpu,
+        switches,
+    } = window.stop();
     Ok(Measured {
         ops: latencies.len() as u64,
         bytes: size,
@@ -185,7 +193,11 @@ pub fn seq_read_std(path: &Path, chunk: usize) -> anyhow::Result<Measured> {
         latencies.record(started.elapsed());
         bytes += n as u64;
     }
-    let Spent { elapsed, cpu, switches } = window.stop();
+    let Spent {
+        elapsed,
+        cpu,
+        switches,
+    } = window.stop();
     Ok(Measured {
         ops: latencies.len() as u64,
         bytes,
@@ -198,7 +210,11 @@ pub fn seq_read_std(path: &Path, chunk: usize) -> anyhow::Result<Measured> {
 }
 
 /// Pushes one entry, submitting first if the submission queue is full.
-fn push(ring: &mut IoUring, entry: &squeue::Entry, syscalls: &mut u64) -> anyhow::Result<()> {
+fn push(
+    ring: &mut IoUring,
+    entry: &squeue::Entry,
+    syscalls: &mut u64,
+) -> anyhow::Result<()> {
     // SAFETY: every entry points into a buffer that outlives the ring's use of
     // it: the callers keep their buffers until every completion is reaped.
     while unsafe { ring.submission().push(entry) }.is_err() {
@@ -228,7 +244,8 @@ fn uring_sequential(
     depth: usize,
     write: bool,
 ) -> anyhow::Result<Measured> {
-    let mut ring = IoUring::new(depth.next_power_of_two() as u32).map_err(diagnose::setup)?;
+    let mut ring =
+        IoUring::new(depth.next_power_of_two() as u32).map_err(diagnose::setup)?;
     let mut buf = AlignedBuf::new(chunk * depth);
     if write {
         for slot in 0..depth {
@@ -256,7 +273,12 @@ fn uring_sequential(
         for (slot, state) in slots.iter_mut().enumerate() {
             if state.is_none() && next < size {
                 let len = chunk.min((size - next) as usize);
-                let c = Chunk { offset: next, len, done: 0, started: Instant::now() };
+                let c = Chunk {
+                    offset: next,
+                    len,
+                    done: 0,
+                    started: Instant::now(),
+                };
                 push(&mut ring, &entry(slot, &c), &mut syscalls)?;
                 *state = Some(c);
                 next += len as u64;
@@ -267,16 +289,25 @@ fn uring_sequential(
         }
         ring.submit_and_wait(1)?;
         syscalls += 1;
-        let done: Vec<(usize, i32)> =
-            ring.completion().map(|cqe| (cqe.user_data() as usize, cqe.result())).collect();
+        let done: Vec<(usize, i32)> = ring
+            .completion()
+            .map(|cqe| (cqe.user_data() as usize, cqe.result()))
+            .collect();
         for (slot, res) in done {
             let mut c = slots[slot].take().expect("a completion for a busy slot");
             if res < 0 {
                 let err = diagnose::cqe_error(res);
-                bail!("{} at offset {}: {err}", if write { "write" } else { "read" }, c.offset);
+                bail!(
+                    "{} at offset {}: {err}",
+                    if write { "write" } else { "read" },
+                    c.offset
+                );
             }
             if res == 0 {
-                bail!("unexpected end of file at offset {}", c.offset + c.done as u64);
+                bail!(
+                    "unexpected end of file at offset {}",
+                    c.offset + c.done as u64
+                );
             }
             c.done += res as usize;
             if c.done < c.len {
@@ -301,7 +332,11 @@ fn uring_sequential(
             bail!("fsync: {}", diagnose::cqe_error(cqe.result()));
         }
     }
-    let Spent { elapsed, cpu, switches } = window.stop();
+    let Spent {
+        elapsed,
+        cpu,
+        switches,
+    } = window.stop();
     Ok(Measured {
         ops: latencies.len() as u64,
         bytes,
@@ -315,12 +350,21 @@ fn uring_sequential(
 }
 // ANCHOR_END: sequential
 
-pub fn seq_write_uring(path: &Path, size: u64, chunk: usize, depth: usize) -> anyhow::Result<Measured> {
+pub fn seq_write_uring(
+    path: &Path,
+    size: u64,
+    chunk: usize,
+    depth: usize,
+) -> anyhow::Result<Measured> {
     let file = create(path)?;
     on_fresh_thread(|| uring_sequential(&file, size, chunk, depth, true))
 }
 
-pub fn seq_read_uring(path: &Path, chunk: usize, depth: usize) -> anyhow::Result<Measured> {
+pub fn seq_read_uring(
+    path: &Path,
+    chunk: usize,
+    depth: usize,
+) -> anyhow::Result<Measured> {
     let file = File::open(path)?;
     let size = file.metadata()?.len();
     on_fresh_thread(|| uring_sequential(&file, size, chunk, depth, false))
@@ -358,9 +402,16 @@ pub fn rand_read_threads(
             .collect();
         std::thread::sleep(duration);
         stop.store(true, Ordering::Relaxed);
-        workers.into_iter().map(|w| w.join().expect("reader thread")).collect()
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("reader thread"))
+            .collect()
     });
-    let Spent { elapsed, cpu, switches } = window.stop();
+    let Spent {
+        elapsed,
+        cpu,
+        switches,
+    } = window.stop();
     let mut latencies = Latencies::new();
     for r in results {
         latencies.merge(r?);
@@ -406,11 +457,16 @@ fn uring_random(
     if opts.sqpoll {
         builder.setup_sqpoll(1000); // the poller sleeps after 1 s without work
     }
-    let mut ring = builder.build(depth.next_power_of_two() as u32).map_err(diagnose::setup)?;
+    let mut ring = builder
+        .build(depth.next_power_of_two() as u32)
+        .map_err(diagnose::setup)?;
     let buf = AlignedBuf::new(depth * BLOCK);
     if opts.fixed {
         let iovecs: Vec<libc::iovec> = (0..depth)
-            .map(|slot| libc::iovec { iov_base: buf.at(slot * BLOCK).cast(), iov_len: BLOCK })
+            .map(|slot| libc::iovec {
+                iov_base: buf.at(slot * BLOCK).cast(),
+                iov_len: BLOCK,
+            })
             .collect();
         // SAFETY: the buffers live until the ring is dropped, below.
         unsafe { ring.submitter().register_buffers(&iovecs) }
@@ -421,9 +477,13 @@ fn uring_random(
         let ptr = buf.at(slot * BLOCK);
         let e = if opts.fixed {
             let len = BLOCK as u32;
-            opcode::ReadFixed::new(types::Fixed(0), ptr, len, slot as u16).offset(offset).build()
+            opcode::ReadFixed::new(types::Fixed(0), ptr, len, slot as u16)
+                .offset(offset)
+                .build()
         } else {
-            opcode::Read::new(types::Fd(file.as_raw_fd()), ptr, BLOCK as u32).offset(offset).build()
+            opcode::Read::new(types::Fd(file.as_raw_fd()), ptr, BLOCK as u32)
+                .offset(offset)
+                .build()
         };
         e.user_data(slot as u64)
     };
@@ -434,7 +494,11 @@ fn uring_random(
     let window = Window::start();
     let deadline = Instant::now() + duration;
     for slot in 0..depth {
-        push(&mut ring, &read(slot, rng.below(blocks) * BLOCK as u64), &mut syscalls)?;
+        push(
+            &mut ring,
+            &read(slot, rng.below(blocks) * BLOCK as u64),
+            &mut syscalls,
+        )?;
         started[slot] = Instant::now();
     }
     let mut in_flight = depth;
@@ -454,7 +518,10 @@ fn uring_random(
             ring.submit_and_wait(1)?;
             syscalls += 1;
         }
-        done.extend(ring.completion().map(|cqe| (cqe.user_data() as usize, cqe.result())));
+        done.extend(
+            ring.completion()
+                .map(|cqe| (cqe.user_data() as usize, cqe.result())),
+        );
         let now = Instant::now();
         for (slot, res) in done.drain(..) {
             if res < 0 {
@@ -467,13 +534,21 @@ fn uring_random(
             latencies.record(now - started[slot]);
             in_flight -= 1;
             if now < deadline {
-                push(&mut ring, &read(slot, rng.below(blocks) * BLOCK as u64), &mut syscalls)?;
+                push(
+                    &mut ring,
+                    &read(slot, rng.below(blocks) * BLOCK as u64),
+                    &mut syscalls,
+                )?;
                 started[slot] = now;
                 in_flight += 1;
             }
         }
     }
-    let Spent { elapsed, cpu, switches } = window.stop();
+    let Spent {
+        elapsed,
+        cpu,
+        switches,
+    } = window.stop();
     let ops = latencies.len() as u64;
     Ok(Measured {
         ops,
@@ -537,7 +612,10 @@ mod tests {
         let path = test_file(dir.path(), size);
         let data = std::fs::read(&path).unwrap();
         assert_eq!(data.len() as u64, size);
-        assert!(data.iter().enumerate().all(|(i, &b)| b == pattern_byte(i as u64)));
+        assert!(data
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| b == pattern_byte(i as u64)));
         let read = seq_read_uring(&path, 64 << 10, 4).unwrap();
         assert_eq!(read.bytes, size);
         assert_eq!(read.ops, 17);
@@ -563,7 +641,11 @@ mod tests {
         let pool = rand_read_threads(&file, 3, short, 1).unwrap();
         assert!(pool.ops > 0 && pool.latencies.len() as u64 == pool.ops);
         for (fixed, sqpoll) in [(false, false), (true, false), (false, true)] {
-            let opts = UringOpts { depth: 8, fixed, sqpoll };
+            let opts = UringOpts {
+                depth: 8,
+                fixed,
+                sqpoll,
+            };
             let m = rand_read_uring(&file, opts, short, 1).unwrap();
             assert!(m.ops >= 8, "{opts:?}: {m:?}");
             assert_eq!(m.bytes, m.ops * BLOCK as u64);
@@ -598,7 +680,11 @@ mod tests {
         }
         let path = test_file(dir.path(), 1 << 20);
         let file = open_for_reads(&path, true).unwrap();
-        let opts = UringOpts { depth: 4, fixed: false, sqpoll: false };
+        let opts = UringOpts {
+            depth: 4,
+            fixed: false,
+            sqpoll: false,
+        };
         let m = rand_read_uring(&file, opts, Duration::from_millis(20), 7).unwrap();
         assert!(m.ops >= 4);
         let s = rand_read_threads(&file, 1, Duration::from_millis(20), 7).unwrap();

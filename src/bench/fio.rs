@@ -65,11 +65,17 @@ pub struct FioResult {
 
 /// Whether fio is on PATH.
 pub fn available() -> bool {
-    Command::new("fio").arg("--version").output().is_ok_and(|o| o.status.success())
+    Command::new("fio")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 pub fn run(job: &FioJob) -> anyhow::Result<FioResult> {
-    let out = Command::new("fio").args(job.args()).output().context("run fio")?;
+    let out = Command::new("fio")
+        .args(job.args())
+        .output()
+        .context("run fio")?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         bail!("fio failed: {}", err.lines().next().unwrap_or("no message"));
@@ -84,7 +90,9 @@ pub fn parse(report: &str) -> anyhow::Result<FioResult> {
     let v: Value = serde_json::from_str(&report[start..]).context("fio's JSON")?;
     let job = &v["jobs"][0];
     let read = &job["read"];
-    let num = |v: &Value, what: &str| v.as_f64().with_context(|| format!("fio JSON: no {what}"));
+    let num = |v: &Value, what: &str| {
+        v.as_f64().with_context(|| format!("fio JSON: no {what}"))
+    };
     let pct = |p: &str| num(&read["clat_ns"]["percentile"][p], p).map(|ns| ns / 1000.0);
     Ok(FioResult {
         iops: num(&read["iops"], "read.iops")?,
@@ -155,8 +163,14 @@ mod tests {
             runtime: Duration::from_secs(2),
         };
         let cmd = job.command();
-        assert!(cmd.starts_with("fio --name=randread --filename=/tmp/f"), "{cmd}");
+        assert!(
+            cmd.starts_with("fio --name=randread --filename=/tmp/f"),
+            "{cmd}"
+        );
         assert!(cmd.contains("--ioengine=io_uring --iodepth=32"), "{cmd}");
-        assert!(cmd.contains("--direct=1") && cmd.contains("--runtime=2000ms"), "{cmd}");
+        assert!(
+            cmd.contains("--direct=1") && cmd.contains("--runtime=2000ms"),
+            "{cmd}"
+        );
     }
 }

@@ -62,7 +62,10 @@ impl FileSystem {
     }
 
     pub fn describe(&self) -> String {
-        format!("{} on {} (mounted at {})", self.kind, self.device, self.mount_point)
+        format!(
+            "{} on {} (mounted at {})",
+            self.kind, self.device, self.mount_point
+        )
     }
 }
 
@@ -126,7 +129,9 @@ fn mount_of(dir: &Path) -> Option<(String, String)> {
 /// Whether files in `dir` can be opened with O_DIRECT. Some file systems
 /// (older tmpfs, some FUSE and overlay setups) answer EINVAL.
 pub fn supports_o_direct(dir: &Path) -> io::Result<bool> {
-    let probe = tempfile::Builder::new().prefix(".odirect-probe").tempfile_in(dir)?;
+    let probe = tempfile::Builder::new()
+        .prefix(".odirect-probe")
+        .tempfile_in(dir)?;
     match fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_DIRECT)

@@ -49,7 +49,9 @@ pub fn line_chart(
             .label(s.name.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
         chart.draw_series(
-            s.points.iter().map(|&p| Circle::new(p, 4, ShapeStyle::from(&color).filled())),
+            s.points
+                .iter()
+                .map(|&p| Circle::new(p, 4, ShapeStyle::from(&color).filled())),
         )?;
     }
     chart
@@ -58,7 +60,8 @@ pub fn line_chart(
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()?;
-    root.present().with_context(|| format!("write {}", path.display()))?;
+    root.present()
+        .with_context(|| format!("write {}", path.display()))?;
     Ok(())
 }
 
@@ -88,7 +91,10 @@ fn by_engine(
         let point = (r.queue_depth as f64, value);
         match series.iter_mut().find(|s| s.name == r.engine) {
             Some(s) => s.points.push(point),
-            None => series.push(Series { name: r.engine.clone(), points: vec![point] }),
+            None => series.push(Series {
+                name: r.engine.clone(),
+                points: vec![point],
+            }),
         }
     }
     series
@@ -112,15 +118,30 @@ pub fn write_all(records: &[Record], dir: &Path) -> anyhow::Result<Vec<String>> 
         ("rand-read-cached", "random 4 KiB reads from the page cache"),
     ] {
         let iops = by_engine(records, workload, |r| Some(r.ops_per_s));
-        chart(&format!("{workload}-iops.svg"), &format!("IOPS, {what}"), depth, "IOPS", iops)?;
+        chart(
+            &format!("{workload}-iops.svg"),
+            &format!("IOPS, {what}"),
+            depth,
+            "IOPS",
+            iops,
+        )?;
         let mut latency = by_engine(records, workload, |r| r.p50_us);
         for s in &mut latency {
             s.name += " p50";
         }
         let p99 = by_engine(records, workload, |r| r.p99_us);
-        latency.extend(p99.into_iter().map(|s| Series { name: s.name + " p99", ..s }));
+        latency.extend(p99.into_iter().map(|s| Series {
+            name: s.name + " p99",
+            ..s
+        }));
         let title = format!("Latency, {what}");
-        chart(&format!("{workload}-latency.svg"), &title, depth, "microseconds", latency)?;
+        chart(
+            &format!("{workload}-latency.svg"),
+            &title,
+            depth,
+            "microseconds",
+            latency,
+        )?;
     }
     for size in [64u64, 4096] {
         let echo: Vec<Record> = records
@@ -131,10 +152,22 @@ pub fn write_all(records: &[Record], dir: &Path) -> anyhow::Result<Vec<String>> 
         let conns = "connections";
         let msgs = by_engine(&echo, "echo", |r| Some(r.ops_per_s));
         let title = format!("Echo throughput, {size} B messages");
-        chart(&format!("echo-{size}-throughput.svg"), &title, conns, "messages/s", msgs)?;
+        chart(
+            &format!("echo-{size}-throughput.svg"),
+            &title,
+            conns,
+            "messages/s",
+            msgs,
+        )?;
         let cpu = by_engine(&echo, "echo", |r| r.cpu_us_per_op);
         let title = format!("Server CPU time per message, {size} B messages");
-        chart(&format!("echo-{size}-cpu.svg"), &title, conns, "microseconds", cpu)?;
+        chart(
+            &format!("echo-{size}-cpu.svg"),
+            &title,
+            conns,
+            "microseconds",
+            cpu,
+        )?;
     }
     Ok(written)
 }
@@ -155,7 +188,10 @@ mod tests {
     fn a_chart_is_an_svg_with_its_title_and_legend() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.svg");
-        let series = [Series { name: "io_uring".into(), points: vec![(1.0, 10.0), (32.0, 90.0)] }];
+        let series = [Series {
+            name: "io_uring".into(),
+            points: vec![(1.0, 10.0), (32.0, 90.0)],
+        }];
         line_chart(&path, "IOPS", "depth", "IOPS", &series).unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();
         assert!(svg.starts_with("<svg"), "{}", &svg[..40]);

@@ -61,6 +61,10 @@ pub struct Record {
     /// io_uring's io-wq worker threads seen during the run: requests the
     /// kernel could not start without blocking are handed to them.
     pub io_wq_workers: Option<u32>,
+    /// The hottest functions of the process measured, with their share of
+    /// samples in percent, where the benchmark profiled it (`perf record`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hottest: Option<Vec<(String, f64)>>,
     pub settings: Settings,
     pub machine: Machine,
 }
@@ -102,6 +106,7 @@ impl Record {
             syscalls_per_op: m.syscalls.and_then(|s| per_op(s as f64)),
             ctx_switches_per_op: m.ctx_switches.and_then(|s| per_op(s as f64)),
             io_wq_workers: m.io_wq_workers,
+            hottest: None,
             settings,
             machine: Machine::this(),
         }
@@ -140,7 +145,13 @@ mod tests {
 
     #[test]
     fn a_record_derives_its_rates_from_what_was_measured() {
-        let r = Record::new("rand-read-cached", "io_uring", 4, measured(), Settings::default());
+        let r = Record::new(
+            "rand-read-cached",
+            "io_uring",
+            4,
+            measured(),
+            Settings::default(),
+        );
         assert_eq!(r.ops_per_s, 200.0);
         assert!((r.mb_per_s - 0.8192).abs() < 1e-9);
         assert_eq!(r.p50_us, Some(50.0));
@@ -157,7 +168,13 @@ mod tests {
             o_direct: true,
             ..Settings::default()
         };
-        let records = vec![Record::new("rand-read-direct", "std", 1, measured(), settings)];
+        let records = vec![Record::new(
+            "rand-read-direct",
+            "std",
+            1,
+            measured(),
+            settings,
+        )];
         let json = to_json(&records);
         let value: serde_json::Value = serde_json::from_str(&json).unwrap();
         let first = &value.as_array().unwrap()[0];

@@ -11,9 +11,15 @@ use uring_book::system::human_bytes;
 /// The workloads in the order the tables show them, with their titles.
 pub const WORKLOADS: &[(&str, &str)] = &[
     ("seq-write", "Sequential write (then fsync) of one file"),
-    ("seq-read", "Sequential read of one file, not in the page cache"),
+    (
+        "seq-read",
+        "Sequential read of one file, not in the page cache",
+    ),
     ("rand-read-cached", "Random 4 KiB reads from the page cache"),
-    ("rand-read-direct", "Random 4 KiB reads with O_DIRECT from the device"),
+    (
+        "rand-read-direct",
+        "Random 4 KiB reads with O_DIRECT from the device",
+    ),
     ("rand-read-tmpfs", "Random 4 KiB reads from a file on tmpfs"),
     ("echo", "TCP echo on loopback"),
 ];
@@ -55,14 +61,17 @@ fn baseline<'a>(records: &'a [Record], r: &Record) -> Option<&'a Record> {
 /// fio's io_uring engine at the same depth, for the random-read workloads.
 fn fio_peer<'a>(records: &'a [Record], r: &Record) -> Option<&'a Record> {
     records.iter().find(|f| {
-        f.workload == r.workload && f.engine == "fio-io_uring" && f.queue_depth == r.queue_depth
+        f.workload == r.workload
+            && f.engine == "fio-io_uring"
+            && f.queue_depth == r.queue_depth
     })
 }
 
 pub fn tables(records: &[Record]) -> Vec<Table> {
     let mut tables = Vec::new();
     for &(workload, title) in WORKLOADS {
-        let rows: Vec<&Record> = records.iter().filter(|r| r.workload == workload).collect();
+        let rows: Vec<&Record> =
+            records.iter().filter(|r| r.workload == workload).collect();
         let Some(first) = rows.first() else { continue };
         let s = &first.settings;
         let mut context = vec![format!("Machine: {}", first.machine.describe())];
@@ -94,14 +103,32 @@ pub fn tables(records: &[Record]) -> Vec<Table> {
         let echo = workload == "echo";
         let header = if echo {
             vec![
-                "server", "conns", "msg", "msgs/s", "MB/s", "p50 us", "p99 us",
-                "server CPU us/msg", "server syscalls/msg", "server switches/msg",
+                "server",
+                "conns",
+                "msg",
+                "msgs/s",
+                "MB/s",
+                "p50 us",
+                "p99 us",
+                "server CPU us/msg",
+                "server syscalls/msg",
+                "server switches/msg",
                 "vs tokio",
             ]
         } else {
             vec![
-                "engine", "depth", "ops/s", "MB/s", "p50 us", "p99 us", "CPU us/op",
-                "syscalls/op", "switches/op", "io-wq", "vs std", "vs fio",
+                "engine",
+                "depth",
+                "ops/s",
+                "MB/s",
+                "p50 us",
+                "p99 us",
+                "CPU us/op",
+                "syscalls/op",
+                "switches/op",
+                "io-wq",
+                "vs std",
+                "vs fio",
             ]
         };
         let rows = rows
@@ -126,12 +153,20 @@ pub fn tables(records: &[Record]) -> Vec<Table> {
                     row.push(opt(r.ctx_switches_per_op, 3));
                     row.push(r.io_wq_workers.map_or("-".into(), |n| n.to_string()));
                     row.push(ratio(r.ops_per_s, base));
-                    row.push(ratio(r.ops_per_s, fio_peer(records, r).map(|f| f.ops_per_s)));
+                    row.push(ratio(
+                        r.ops_per_s,
+                        fio_peer(records, r).map(|f| f.ops_per_s),
+                    ));
                 }
                 row
             })
             .collect();
-        tables.push(Table { title: title.to_string(), context, header, rows });
+        tables.push(Table {
+            title: title.to_string(),
+            context,
+            header,
+            rows,
+        });
     }
     tables
 }
@@ -146,8 +181,11 @@ impl Table {
             }
         }
         let line = |cells: Vec<&str>| {
-            let padded: Vec<String> =
-                cells.iter().zip(&widths).map(|(c, w)| format!("{c:>w$}")).collect();
+            let padded: Vec<String> = cells
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:>w$}"))
+                .collect();
             padded.join("  ").trim_end().to_string() + "\n"
         };
         let mut out = format!("{}\n", self.title);
@@ -165,7 +203,12 @@ impl Table {
     pub fn to_markdown(&self) -> String {
         let mut out = format!("**{}.** {}.\n\n", self.title, self.context.join(". "));
         out += &format!("| {} |\n", self.header.join(" | "));
-        out += &format!("|{}\n", "---:|".repeat(self.header.len()).replacen("---:", ":---", 1));
+        out += &format!(
+            "|{}\n",
+            "---:|"
+                .repeat(self.header.len())
+                .replacen("---:", ":---", 1)
+        );
         for row in &self.rows {
             out += &format!("| {} |\n", row.join(" | "));
         }
@@ -173,8 +216,15 @@ impl Table {
     }
 }
 
-fn find<'a>(records: &'a [Record], workload: &str, engine: &str, depth: u32) -> Option<&'a Record> {
-    records.iter().find(|r| r.workload == workload && r.engine == engine && r.queue_depth == depth)
+fn find<'a>(
+    records: &'a [Record],
+    workload: &str,
+    engine: &str,
+    depth: u32,
+) -> Option<&'a Record> {
+    records
+        .iter()
+        .find(|r| r.workload == workload && r.engine == engine && r.queue_depth == depth)
 }
 
 /// Sentences the chapter quotes, each made from the records of the run.
@@ -183,7 +233,9 @@ pub fn findings(records: &[Record]) -> Vec<(&'static str, String)> {
     let iops = |r: &Record| human(r.ops_per_s);
     let cpu = |r: &Record| opt(r.cpu_us_per_op, 2);
     let d = "rand-read-direct";
-    if let (Some(s), Some(u1)) = (find(records, d, "std", 1), find(records, d, "io_uring", 1)) {
+    if let (Some(s), Some(u1)) =
+        (find(records, d, "std", 1), find(records, d, "io_uring", 1))
+    {
         out.push((
             "direct-depth1",
             format!(
@@ -217,7 +269,10 @@ pub fn findings(records: &[Record]) -> Vec<(&'static str, String)> {
         .iter()
         .filter(|r| r.workload == d && r.engine == "threads")
         .max_by(|a, b| a.ops_per_s.total_cmp(&b.ops_per_s));
-    if let (Some(p), Some(u)) = (pool, pool.and_then(|p| find(records, d, "io_uring", p.queue_depth))) {
+    if let (Some(p), Some(u)) = (
+        pool,
+        pool.and_then(|p| find(records, d, "io_uring", p.queue_depth)),
+    ) {
         out.push((
             "direct-pool",
             format!(
@@ -246,7 +301,13 @@ pub fn findings(records: &[Record]) -> Vec<(&'static str, String)> {
         })
         .collect();
     if !fio.is_empty() {
-        out.push(("direct-fio", format!("Against fio's io_uring engine in the same run: {}.", fio.join("; "))));
+        out.push((
+            "direct-fio",
+            format!(
+                "Against fio's io_uring engine in the same run: {}.",
+                fio.join("; ")
+            ),
+        ));
     }
     let fio_cmd = records
         .iter()
@@ -257,7 +318,10 @@ pub fn findings(records: &[Record]) -> Vec<(&'static str, String)> {
         // Printed inside a ```text block by the chapter: one option a line.
         out.push(("fio-command", cmd.replace(" --", " \\\n    --")));
     }
-    if let (Some(u), Some(q)) = (find(records, d, "io_uring", 32), find(records, d, "io_uring+sqpoll", 32)) {
+    if let (Some(u), Some(q)) = (
+        find(records, d, "io_uring", 32),
+        find(records, d, "io_uring+sqpoll", 32),
+    ) {
         out.push((
             "direct-sqpoll",
             format!(
@@ -317,7 +381,9 @@ pub fn findings(records: &[Record]) -> Vec<(&'static str, String)> {
         Some(false) => "fails with EOPNOTSUPP",
         None => "was not tried",
     };
-    if let (Some(s), Some(u)) = (find(records, t, "std", 1), find(records, t, "io_uring", 1)) {
+    if let (Some(s), Some(u)) =
+        (find(records, t, "std", 1), find(records, t, "io_uring", 1))
+    {
         out.push((
             "tmpfs",
             format!(
@@ -345,57 +411,123 @@ pub fn findings(records: &[Record]) -> Vec<(&'static str, String)> {
                     && r.settings.block_size == 64
             })
         };
-        let (Some(u), Some(t)) = (at("tokio-uring"), at("tokio")) else { continue };
-        let mut text = format!(
-            "At {conns} connections with 64 B messages, tokio-uring echoed {} msgs/s at {} µs of \
-             server CPU and {} context switches per message; tokio (epoll) {} msgs/s at {} µs \
-             and {}",
-            iops(u),
-            cpu(u),
-            opt(u.ctx_switches_per_op, 3),
-            iops(t),
-            cpu(t),
-            opt(t.ctx_switches_per_op, 3)
-        );
-        if let Some(s) = at("std-threads") {
-            text += &format!(
-                "; a thread per connection {} msgs/s at {} µs and {}",
-                iops(s),
-                cpu(s),
-                opt(s.ctx_switches_per_op, 3)
-            );
+        if at("tokio-uring").is_none() || at("tokio").is_none() {
+            continue;
         }
-        text += ".";
-        out.push((if conns == 100 { "echo-100" } else { "echo-1000" }, text));
-    }
-    let pairs: Vec<(&Record, &Record)> = records
+        let parts: Vec<String> = [
+            "tokio-uring",
+            "tokio-uring+coop",
+            "tokio",
+            "std-threads",
+        ]
         .iter()
-        .filter(|u| u.workload == "echo" && u.engine == "tokio-uring")
-        .filter_map(|u| {
-            let t = records.iter().find(|t| {
-                t.workload == "echo"
-                    && t.engine == "tokio"
-                    && t.queue_depth == u.queue_depth
-                    && t.settings.block_size == u.settings.block_size
-            })?;
-            Some((u, t))
+        .filter_map(|&e| {
+            let r = at(e)?;
+            Some(format!(
+                "{e} {} msgs/s at {} µs of server CPU, {} system calls and {} context \
+                     switches per message",
+                iops(r),
+                cpu(r),
+                opt(r.syscalls_per_op, 2),
+                opt(r.ctx_switches_per_op, 3)
+            ))
         })
         .collect();
-    if !pairs.is_empty() {
+        let text = format!(
+            "At {conns} connections with 64 B messages: {}.",
+            parts.join("; ")
+        );
+        out.push((
+            if conns == 100 {
+                "echo-100"
+            } else {
+                "echo-1000"
+            },
+            text,
+        ));
+    }
+    let versus = |engine: &str| -> Option<String> {
+        let pairs: Vec<(&Record, &Record)> = records
+            .iter()
+            .filter(|u| u.workload == "echo" && u.engine == engine)
+            .filter_map(|u| {
+                let t = records.iter().find(|t| {
+                    t.workload == "echo"
+                        && t.engine == "tokio"
+                        && t.queue_depth == u.queue_depth
+                        && t.settings.block_size == u.settings.block_size
+                })?;
+                Some((u, t))
+            })
+            .collect();
+        if pairs.is_empty() {
+            return None;
+        }
         let cheaper = pairs
             .iter()
-            .filter(|(u, t)| u.cpu_us_per_op.unwrap_or(f64::MAX) <= t.cpu_us_per_op.unwrap_or(0.0))
+            .filter(|(u, t)| {
+                u.cpu_us_per_op.unwrap_or(f64::MAX) <= t.cpu_us_per_op.unwrap_or(0.0)
+            })
             .count();
-        let faster = pairs.iter().filter(|(u, t)| u.ops_per_s >= t.ops_per_s).count();
+        let faster = pairs
+            .iter()
+            .filter(|(u, t)| u.ops_per_s >= t.ops_per_s)
+            .count();
+        Some(format!(
+            "{engine} used no more server CPU per message than tokio at {cheaper} of {} loads \
+             and echoed at least as many messages per second at {faster}",
+            pairs.len()
+        ))
+    };
+    let why: Vec<String> = ["tokio-uring", "tokio-uring+coop"]
+        .iter()
+        .filter_map(|e| versus(e))
+        .collect();
+    if !why.is_empty() {
         out.push((
             "echo-why",
-            format!(
-                "Over all {} loads, tokio-uring used no more server CPU per message than tokio \
-                 at {cheaper} of them, and echoed at least as many messages per second at \
-                 {faster}.",
-                pairs.len()
-            ),
+            format!("Over the whole sweep, {}.", why.join("; ")),
         ));
+    }
+    let profiled: Vec<&Record> =
+        ["tokio-uring", "tokio-uring+coop", "tokio", "std-threads"]
+            .iter()
+            .filter_map(|&e| {
+                records.iter().find(|r| {
+                    r.workload == "echo" && r.engine == e && r.hottest.is_some()
+                })
+            })
+            .collect();
+    if let Some(first) = profiled.first() {
+        let mut names: Vec<&str> = Vec::new();
+        for r in &profiled {
+            for (name, _) in r.hottest.as_deref().unwrap_or_default().iter().take(5) {
+                if !names.contains(&name.as_str()) {
+                    names.push(name);
+                }
+            }
+        }
+        let mut table = format!(
+            "Share of the server's CPU samples (`perf record`) at {} connections, {} messages:\n\n\
+             | function | {} |\n|:---|{}\n",
+            first.queue_depth,
+            human_bytes(Some(first.settings.block_size)),
+            profiled.iter().map(|r| r.engine.as_str()).collect::<Vec<_>>().join(" | "),
+            "---:|".repeat(profiled.len())
+        );
+        for name in names {
+            let cells: Vec<String> = profiled
+                .iter()
+                .map(|r| {
+                    let hot = r.hottest.as_deref().unwrap_or_default();
+                    hot.iter()
+                        .find(|(n, _)| n == name)
+                        .map_or("-".into(), |(_, p)| format!("{p:.1} %"))
+                })
+                .collect();
+            table += &format!("| `{name}` | {} |\n", cells.join(" | "));
+        }
+        out.push(("echo-profile", table));
     }
     out
 }
@@ -403,18 +535,46 @@ pub fn findings(records: &[Record]) -> Vec<(&'static str, String)> {
 /// Every finding the chapter includes, with what it says when the run has
 /// no records for it: a chapter must build from any run.
 pub const FINDINGS: &[(&str, &str)] = &[
-    ("direct-depth1", "This run has no O_DIRECT reads at depth 1."),
-    ("direct-best", "This run has no O_DIRECT reads with io_uring."),
-    ("direct-pool", "This run has no O_DIRECT reads by a pool of threads."),
-    ("direct-fio", "fio was not installed for this run, so there is no comparison."),
+    (
+        "direct-depth1",
+        "This run has no O_DIRECT reads at depth 1.",
+    ),
+    (
+        "direct-best",
+        "This run has no O_DIRECT reads with io_uring.",
+    ),
+    (
+        "direct-pool",
+        "This run has no O_DIRECT reads by a pool of threads.",
+    ),
+    (
+        "direct-fio",
+        "fio was not installed for this run, so there is no comparison.",
+    ),
     ("fio-command", "(fio was not installed for this run)"),
     ("direct-sqpoll", "This run has no SQPOLL point at depth 32."),
-    ("cached-depth1", "This run has no page-cache reads at depth 1."),
-    ("cached-best", "This run has no page-cache reads with io_uring."),
+    (
+        "cached-depth1",
+        "This run has no page-cache reads at depth 1.",
+    ),
+    (
+        "cached-best",
+        "This run has no page-cache reads with io_uring.",
+    ),
     ("tmpfs", "This run has no tmpfs reads."),
     ("echo-100", "This run has no echo point at 100 connections."),
-    ("echo-1000", "This run has no echo point at 1000 connections."),
-    ("echo-why", "This run has no echo points for both tokio-uring and tokio."),
+    (
+        "echo-1000",
+        "This run has no echo point at 1000 connections.",
+    ),
+    (
+        "echo-why",
+        "This run has no echo points for both tokio-uring and tokio.",
+    ),
+    (
+        "echo-profile",
+        "This run has no profile of the echo servers (perf was not available).",
+    ),
 ];
 
 /// The Markdown summary the chapter includes: every table, then the
@@ -422,19 +582,31 @@ pub const FINDINGS: &[(&str, &str)] = &[
 /// Every anchor is always there, so the book builds from any run.
 pub fn summary_markdown(records: &[Record], command: &str) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "<!-- ANCHOR: command -->\n`{command}`\n<!-- ANCHOR_END: command -->");
+    let _ = writeln!(
+        out,
+        "<!-- ANCHOR: command -->\n`{command}`\n<!-- ANCHOR_END: command -->"
+    );
     let tables = tables(records);
     for &(workload, title) in WORKLOADS {
         let text = match tables.iter().find(|t| t.title == title) {
             Some(table) => table.to_markdown(),
             None => format!("*{title}: not measured in this run.*\n"),
         };
-        let _ = writeln!(out, "\n<!-- ANCHOR: {workload} -->\n{text}<!-- ANCHOR_END: {workload} -->");
+        let _ = writeln!(
+            out,
+            "\n<!-- ANCHOR: {workload} -->\n{text}<!-- ANCHOR_END: {workload} -->"
+        );
     }
     let found = findings(records);
     for &(name, missing) in FINDINGS {
-        let text = found.iter().find(|(n, _)| *n == name).map_or(missing, |(_, t)| t.as_str());
-        let _ = writeln!(out, "\n<!-- ANCHOR: {name} -->\n{text}\n<!-- ANCHOR_END: {name} -->");
+        let text = found
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(missing, |(_, t)| t.as_str());
+        let _ = writeln!(
+            out,
+            "\n<!-- ANCHOR: {name} -->\n{text}\n<!-- ANCHOR_END: {name} -->"
+        );
     }
     out
 }
@@ -442,12 +614,26 @@ pub fn summary_markdown(records: &[Record], command: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use uring_book::bench::record::{Measured, Settings};
     use std::time::Duration;
+    use uring_book::bench::record::{Measured, Settings};
 
     fn record(workload: &str, engine: &str, depth: u32, ops: u64) -> Record {
-        let m = Measured { ops, bytes: ops * 4096, elapsed: Duration::from_secs(1), ..Measured::default() };
-        Record::new(workload, engine, depth, m, Settings { block_size: 4096, ..Settings::default() })
+        let m = Measured {
+            ops,
+            bytes: ops * 4096,
+            elapsed: Duration::from_secs(1),
+            ..Measured::default()
+        };
+        Record::new(
+            workload,
+            engine,
+            depth,
+            m,
+            Settings {
+                block_size: 4096,
+                ..Settings::default()
+            },
+        )
     }
 
     #[test]
@@ -472,7 +658,10 @@ mod tests {
         let md = summary_markdown(&[], "cmd");
         for (name, _) in WORKLOADS.iter().chain(FINDINGS) {
             assert!(md.contains(&format!("<!-- ANCHOR: {name} -->")), "{name}");
-            assert!(md.contains(&format!("<!-- ANCHOR_END: {name} -->")), "{name}");
+            assert!(
+                md.contains(&format!("<!-- ANCHOR_END: {name} -->")),
+                "{name}"
+            );
         }
         assert!(md.contains("fio was not installed"));
     }
@@ -487,7 +676,10 @@ mod tests {
         ];
         let found = findings(&records);
         let fio = &found.iter().find(|(n, _)| *n == "direct-fio").unwrap().1;
-        assert!(fio.contains("at depth 32 ours did 120k IOPS and fio 126k (95 %)"), "{fio}");
+        assert!(
+            fio.contains("at depth 32 ours did 120k IOPS and fio 126k (95 %)"),
+            "{fio}"
+        );
         let best = &found.iter().find(|(n, _)| *n == "direct-best").unwrap().1;
         assert!(best.contains("120k IOPS at depth 32, 10.9 times"), "{best}");
     }

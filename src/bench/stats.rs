@@ -76,13 +76,21 @@ pub struct Window {
 impl Window {
     pub fn start() -> Self {
         let (cpu, switches) = process_usage();
-        Window { wall: Instant::now(), cpu, switches }
+        Window {
+            wall: Instant::now(),
+            cpu,
+            switches,
+        }
     }
 
     pub fn stop(&self) -> Spent {
         let elapsed = self.wall.elapsed();
         let (cpu, switches) = process_usage();
-        Spent { elapsed, cpu: cpu - self.cpu, switches: switches - self.switches }
+        Spent {
+            elapsed,
+            cpu: cpu - self.cpu,
+            switches: switches - self.switches,
+        }
     }
 }
 
