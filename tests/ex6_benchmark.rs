@@ -189,3 +189,34 @@ fn records_in_the_reference_run_have_the_promised_fields() {
     assert!(!records.is_empty());
     assert!(records.iter().all(|r| r.ops > 0 && !r.engine.is_empty()));
 }
+
+/// A tiny echo sweep through the benchmark itself: every server started as
+/// its own process, chapter 5's client checking every echoed byte.
+#[test]
+fn a_tiny_echo_run_measures_every_server() {
+    let dir = disk_dir();
+    let json = dir.path().join("echo.json");
+    let out = run(&[
+        "--workloads=echo",
+        "--conns=3",
+        "--sizes=64",
+        "--seconds=0.1",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let records = from_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let engines: Vec<&str> = records.iter().map(|r| r.engine.as_str()).collect();
+    assert_eq!(
+        engines,
+        ["tokio-uring", "tokio-uring+coop", "tokio", "std-threads"]
+    );
+    for r in &records {
+        assert_eq!((r.workload.as_str(), r.queue_depth), ("echo", 3));
+        assert!(r.ops > 0 && r.cpu_us_per_op.is_some(), "{r:?}");
+        assert!(
+            (r.mb_per_s - r.ops_per_s * 64.0 / 1e6).abs() < 1e-6,
+            "{r:?}"
+        );
+    }
+}

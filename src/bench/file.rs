@@ -488,18 +488,16 @@ fn uring_random(
         e.user_data(slot as u64)
     };
     let mut rng = Rng::new(seed);
-    let mut started = vec![Instant::now(); depth];
     let mut latencies = Latencies::new();
     let mut syscalls = 0u64;
     let window = Window::start();
     let deadline = Instant::now() + duration;
+    // When each slot's read was handed over: its user_data is the index.
+    let mut started = Vec::with_capacity(depth);
     for slot in 0..depth {
-        push(
-            &mut ring,
-            &read(slot, rng.below(blocks) * BLOCK as u64),
-            &mut syscalls,
-        )?;
-        started[slot] = Instant::now();
+        let offset = rng.below(blocks) * BLOCK as u64;
+        push(&mut ring, &read(slot, offset), &mut syscalls)?;
+        started.push(Instant::now());
     }
     let mut in_flight = depth;
     let mut done = Vec::with_capacity(depth);
