@@ -42,7 +42,7 @@ pub fn line_chart(
         .y_label_formatter(&|y| human(*y))
         .draw()?;
     for (i, s) in series.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
+        let color = color_of(&s.name, i);
         let style = ShapeStyle::from(&color).stroke_width(2);
         chart
             .draw_series(LineSeries::new(s.points.iter().copied(), style))?
@@ -54,15 +54,47 @@ pub fn line_chart(
                 .map(|&p| Circle::new(p, 4, ShapeStyle::from(&color).filled())),
         )?;
     }
+    // The legend goes where the lines are not: upper left above rising lines,
+    // upper right above falling ones.
+    let falling = series
+        .first()
+        .and_then(|s| Some(s.points.first()?.1 > s.points.last()?.1))
+        .unwrap_or(false);
+    let corner = if falling {
+        SeriesLabelPosition::UpperRight
+    } else {
+        SeriesLabelPosition::UpperLeft
+    };
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(corner)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()?;
     root.present()
         .with_context(|| format!("write {}", path.display()))?;
     Ok(())
+}
+
+/// One color per engine, the same in every chart; distinct on white.
+fn color_of(name: &str, index: usize) -> RGBAColor {
+    const ENGINES: [(&str, RGBColor); 11] = [
+        ("std", RGBColor(0x4e, 0x79, 0xa7)),
+        ("threads", RGBColor(0xf2, 0x8e, 0x2b)),
+        ("io_uring", RGBColor(0xe1, 0x57, 0x59)),
+        ("io_uring+fixed", RGBColor(0x76, 0xb7, 0xb2)),
+        ("io_uring+sqpoll", RGBColor(0x9c, 0x75, 0x5f)),
+        ("fio-io_uring", RGBColor(0x59, 0xa1, 0x4f)),
+        ("fio-psync", RGBColor(0xb0, 0x7a, 0xa1)),
+        ("tokio-uring", RGBColor(0xe1, 0x57, 0x59)),
+        ("tokio-uring+coop", RGBColor(0xed, 0xc9, 0x48)),
+        ("tokio", RGBColor(0x4e, 0x79, 0xa7)),
+        ("std-threads", RGBColor(0xf2, 0x8e, 0x2b)),
+    ];
+    match ENGINES.iter().find(|(n, _)| *n == name) {
+        Some((_, c)) => c.to_rgba(),
+        None => Palette99::pick(index).to_rgba(),
+    }
 }
 
 /// 12000 as `12k`, 1500000 as `1.5M`.
@@ -125,23 +157,22 @@ pub fn write_all(records: &[Record], dir: &Path) -> anyhow::Result<Vec<String>> 
             "IOPS",
             iops,
         )?;
-        let mut latency = by_engine(records, workload, |r| r.p50_us);
-        for s in &mut latency {
-            s.name += " p50";
+        // Latency: the main engines only, p50 and p99 apart (they differ by
+        // orders of magnitude); io_uring's variants are in the tables.
+        let main = ["std", "threads", "io_uring", "fio-io_uring", "fio-psync"];
+        for (p, pick) in [("p50", 50), ("p99", 99)] {
+            let mut latency = by_engine(records, workload, |r| {
+                if pick == 50 {
+                    r.p50_us
+                } else {
+                    r.p99_us
+                }
+            });
+            latency.retain(|s| main.contains(&s.name.as_str()));
+            let title = format!("{p} latency, {what}");
+            let file = format!("{workload}-{p}.svg");
+            chart(&file, &title, depth, "microseconds", latency)?;
         }
-        let p99 = by_engine(records, workload, |r| r.p99_us);
-        latency.extend(p99.into_iter().map(|s| Series {
-            name: s.name + " p99",
-            ..s
-        }));
-        let title = format!("Latency, {what}");
-        chart(
-            &format!("{workload}-latency.svg"),
-            &title,
-            depth,
-            "microseconds",
-            latency,
-        )?;
     }
     for size in [64u64, 4096] {
         let echo: Vec<Record> = records

@@ -414,16 +414,12 @@ pub fn findings(records: &[Record]) -> Vec<(&'static str, String)> {
         if at("tokio-uring").is_none() || at("tokio").is_none() {
             continue;
         }
-        let parts: Vec<String> = [
-            "tokio-uring",
-            "tokio-uring+coop",
-            "tokio",
-            "std-threads",
-        ]
-        .iter()
-        .filter_map(|&e| {
-            let r = at(e)?;
-            Some(format!(
+        let parts: Vec<String> =
+            ["tokio-uring", "tokio-uring+coop", "tokio", "std-threads"]
+                .iter()
+                .filter_map(|&e| {
+                    let r = at(e)?;
+                    Some(format!(
                 "{e} {} msgs/s at {} µs of server CPU, {} system calls and {} context \
                      switches per message",
                 iops(r),
@@ -431,8 +427,8 @@ pub fn findings(records: &[Record]) -> Vec<(&'static str, String)> {
                 opt(r.syscalls_per_op, 2),
                 opt(r.ctx_switches_per_op, 3)
             ))
-        })
-        .collect();
+                })
+                .collect();
         let text = format!(
             "At {conns} connections with 64 B messages: {}.",
             parts.join("; ")
