@@ -38,9 +38,38 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     rt.block_on(async {
         write_file(&path).await?;
         read_back(&path).await?;
+        println!("threads: {}", thread_names().join(", "));
+        with_tokio_fs(&path).await?;
+        println!("threads: {}", thread_names().join(", "));
         dropped_read().await
     })
 }
+
+/// The names of this process's threads, from /proc/self/task/*/comm.
+pub fn thread_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("comm")).ok())
+        .map(|name| name.trim_end().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+// ANCHOR: tokio_fs
+/// The same round trip with tokio::fs: std's blocking calls, each one sent
+/// to tokio's blocking thread pool, while this task waits for the result.
+pub async fn with_tokio_fs(path: &Path) -> anyhow::Result<()> {
+    let data: Vec<u8> = (0..CHUNKS * CHUNK).map(byte_at).collect();
+    tokio::fs::write(path, &data).await?; // spawn_blocking(|| std::fs::write(..))
+    let back = tokio::fs::read(path).await?; // spawn_blocking(|| std::fs::read(..))
+    anyhow::ensure!(back == data, "tokio::fs read back other bytes");
+    println!("tokio::fs wrote and read back {} bytes", back.len());
+    Ok(())
+}
+// ANCHOR_END: tokio_fs
 
 /// The byte at `offset` of the file: the offset mixed so that a chunk read
 /// from the wrong place cannot match.
@@ -70,7 +99,10 @@ pub async fn write_file(path: &Path) -> anyhow::Result<()> {
     file.sync_all().await?;
     // Without close().await, dropping File closes it with a blocking close(2).
     file.close().await?;
-    println!("wrote {} bytes: write_at took {first}, write_all_at the rest", data.len());
+    println!(
+        "wrote {} bytes: write_at took {first}, write_all_at the rest",
+        data.len()
+    );
     Ok(())
 }
 // ANCHOR_END: write
@@ -83,7 +115,9 @@ async fn read_chunk(file: Rc<File>, pos: u64, len: usize) -> io::Result<Vec<u8>>
         let filled = buf.len();
         // The kernel fills the spare capacity from `filled`; the returned Vec's
         // length then counts the bytes that arrived.
-        let (res, slice) = file.read_at(buf.slice(filled..len), pos + filled as u64).await;
+        let (res, slice) = file
+            .read_at(buf.slice(filled..len), pos + filled as u64)
+            .await;
         buf = slice.into_inner();
         if res? == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
@@ -110,9 +144,16 @@ pub async fn read_back(path: &Path) -> anyhow::Result<()> {
         if let Some(at) = (0..CHUNK).find(|&j| chunk[j] != byte_at(start + j)) {
             anyhow::bail!("byte {} differs from what was written", start + at);
         }
-        println!("chunk {i}: read {} bytes at offset {start}, all as written", chunk.len());
+        println!(
+            "chunk {i}: read {} bytes at offset {start}, all as written",
+            chunk.len()
+        );
     }
-    Rc::try_unwrap(file).ok().context("a task still holds the file")?.close().await?;
+    Rc::try_unwrap(file)
+        .ok()
+        .context("a task still holds the file")?
+        .close()
+        .await?;
     Ok(())
 }
 // ANCHOR_END: read
@@ -162,8 +203,9 @@ pub async fn dropped_read() -> anyhow::Result<()> {
     let sleep = |ms| tokio::time::sleep(Duration::from_millis(ms));
 
     // Nothing to read yet: the timeout wins and select! drops the read future.
+    let buf = LoudBuf(Vec::with_capacity(16));
     tokio::select! {
-        _ = ours.read(LoudBuf(Vec::with_capacity(16))) => anyhow::bail!("nothing was sent"),
+        _ = ours.read(buf) => anyhow::bail!("the read completed, yet nothing was sent"),
         _ = sleep(10) => println!("read timed out; its future is dropped"),
     }
     println!("peer sends \"first\"");

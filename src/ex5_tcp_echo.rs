@@ -42,7 +42,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let nofile = system::raise_nofile_limit().context("raising RLIMIT_NOFILE")?;
     let rt = diagnose::tokio_uring_runtime(256)?;
     rt.block_on(async {
-        let addr = if args.demo { "127.0.0.1:0".parse()? } else { args.addr };
+        let addr = if args.demo {
+            "127.0.0.1:0".parse()?
+        } else {
+            args.addr
+        };
         let listener = listen(addr)?;
         let stats = Rc::new(Stats::default());
         let bound = listener.local_addr()?;
@@ -52,11 +56,18 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             return demo(bound, &stats).await;
         }
         println!("file descriptor limit: {nofile}; stop with Ctrl-C");
+        // ANCHOR: stop
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut term = signal(SignalKind::terminate())?;
         tokio::select! {
-            _ = serve(listener, stats.clone(), args.quiet) => unreachable!("serve never ends"),
-            name = shutdown_signal()? => println!("{name}: stopping"),
+            _ = serve(listener, stats.clone(), args.quiet) => unreachable!("serve loops"),
+            _ = int.recv() => println!("SIGINT: stopping"),
+            _ = term.recv() => println!("SIGTERM: stopping"),
         }
-        println!("served {} connections, {} bytes", stats.accepted.get(), stats.bytes.get());
+        // Dropping the runtime, at the end of run, cancels what is in flight.
+        // ANCHOR_END: stop
+        let (conns, bytes) = (stats.accepted.get(), stats.bytes.get());
+        println!("connections served: {conns}, bytes echoed: {bytes}");
         Ok(())
     })
 }
@@ -96,7 +107,8 @@ pub async fn serve(listener: TcpListener, stats: Rc<Stats>, quiet: bool) {
                 // EMFILE, ENFILE, ENOBUFS: the connection waits in the accept
                 // queue; so do we, while other tasks finish and free memory or
                 // descriptors. Retrying at once would spin.
-                eprintln!("accept failed: {}", diagnose::errno_text(&err));
+                let why = diagnose::errno_text(&err);
+                eprintln!("accept failed: {why}; retrying in {ACCEPT_BACKOFF:?}");
                 tokio::time::sleep(ACCEPT_BACKOFF).await;
                 continue;
             }
@@ -139,20 +151,9 @@ pub async fn echo(stream: &TcpStream, stats: &Stats) -> io::Result<u64> {
 }
 // ANCHOR_END: echo
 
-/// Resolves with the name of the first of SIGINT (Ctrl-C) or SIGTERM.
-fn shutdown_signal() -> io::Result<impl std::future::Future<Output = &'static str>> {
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut term = signal(SignalKind::terminate())?;
-    Ok(async move {
-        tokio::select! {
-            _ = int.recv() => "SIGINT",
-            _ = term.recv() => "SIGTERM",
-        }
-    })
-}
-
-/// Three clients, each sending three lines and checking each echo.
-async fn demo(addr: SocketAddr, stats: &Stats) -> anyhow::Result<()> {
+/// Three clients, each sending three lines and checking each echo: what
+/// `--demo` runs against the server at `addr`.
+pub async fn demo(addr: SocketAddr, stats: &Stats) -> anyhow::Result<()> {
     let clients: Vec<_> = (0..3)
         .map(|id| tokio_uring::spawn(demo_client(addr, id)))
         .collect();
@@ -162,7 +163,8 @@ async fn demo(addr: SocketAddr, stats: &Stats) -> anyhow::Result<()> {
     // Let the server's tasks see the clients' EOF and log it.
     tokio::time::sleep(Duration::from_millis(50)).await;
     println!(
-        "demo: 3 clients, 9 lines echoed and verified; server saw {} connections, {} bytes",
+        "demo: 3 clients, 9 lines echoed and verified; \
+         server saw {} connections, {} bytes",
         stats.accepted.get(),
         stats.bytes.get()
     );
@@ -183,7 +185,10 @@ async fn demo_client(addr: SocketAddr, id: usize) -> anyhow::Result<()> {
             echoed = b.into_inner();
             anyhow::ensure!(res? > 0, "server closed the connection early");
         }
-        anyhow::ensure!(echoed == line, "client {id}: echo differs from what was sent");
+        anyhow::ensure!(
+            echoed == line,
+            "client {id}: echo differs from what was sent"
+        );
     }
     stream.shutdown(std::net::Shutdown::Write)?;
     let (res, _) = stream.read(Vec::with_capacity(1)).await;

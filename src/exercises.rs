@@ -58,8 +58,17 @@ macro_rules! exercise {
 /// Every exercise, in the book's order.
 pub const EXERCISES: &[Exercise] = &[
     // exercise!("1", ex1_basic_read, "Read a file: ring setup, one SQE, one CQE"),
-    exercise!("4", ex4_tokio_uring_file, "tokio-uring: write a file, read it back with reads in flight"),
-    exercise!("5", ex5_tcp_echo, "TCP echo server on tokio-uring, one task per connection", ["--demo"]),
+    exercise!(
+        "4",
+        ex4_tokio_uring_file,
+        "tokio-uring: write a file, read it back with reads in flight"
+    ),
+    exercise!(
+        "5",
+        ex5_tcp_echo,
+        "TCP echo server on tokio-uring, one task per connection",
+        ["--demo"]
+    ),
     exercise!(
         "6",
         ex6_benchmark,

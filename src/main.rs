@@ -23,7 +23,7 @@ fn cli() -> Command {
             Command::new("doctor").about("Check that this machine can run io_uring and every chapter"),
         )
         .subcommand(client::CliArgs::augment_args(
-            Command::new("echo-client").about("Load and verify an echo server (chapters 5 and 6)"),
+            Command::new("echo-client").about("Load an echo server, verify echoes"),
         ));
     for exercise in exercises::EXERCISES {
         cmd = cmd.subcommand(exercise.command());
@@ -94,8 +94,13 @@ fn usage_error(err: clap::Error) -> ExitCode {
                 .map(|v| v.to_string())
                 .unwrap_or_default();
             format!(
-                "no exercise or command '{what}' (exercises: {}; also: doctor, echo-client); see --help",
-                if known.is_empty() { "none yet".to_string() } else { known.join(", ") }
+                "no exercise or command '{what}' (exercises: {}; \
+                 also: doctor, echo-client); see --help",
+                if known.is_empty() {
+                    "none yet".to_string()
+                } else {
+                    known.join(", ")
+                }
             )
         }
         _ => {

@@ -42,6 +42,9 @@ pub struct Config {
     pub max_messages: Option<u64>,
     /// A connect or a round trip that takes longer than this is an error.
     pub timeout: Duration,
+    /// Run on a multi-thread runtime with one worker instead of the
+    /// current-thread runtime: only to show why the default is better.
+    pub multi_thread: bool,
 }
 
 impl Config {
@@ -54,6 +57,7 @@ impl Config {
             duration: Duration::from_secs(5),
             max_messages: None,
             timeout: Duration::from_secs(10),
+            multi_thread: false,
         }
     }
 }
@@ -126,9 +130,14 @@ fn round(d: Duration) -> Duration {
 pub fn run(config: &Config) -> anyhow::Result<Report> {
     anyhow::ensure!(config.conns > 0, "--conns must be at least 1");
     anyhow::ensure!(config.size > 0, "--size must be at least 1");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let mut builder = if config.multi_thread {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(1);
+        builder
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let rt = builder.enable_all().build()?;
     rt.block_on(load(config))
 }
 
@@ -226,14 +235,18 @@ async fn exchange(
         // Write and read at once: a message larger than the socket buffers
         // would otherwise deadlock, the server blocked on writing to us.
         let (mut rd, mut wr) = stream.split();
-        let round_trip = async { tokio::try_join!(wr.write_all(&msg), rd.read_exact(&mut echo)) };
+        let round_trip =
+            async { tokio::try_join!(wr.write_all(&msg), rd.read_exact(&mut echo)) };
         match tokio::time::timeout(config.timeout, round_trip).await {
-            Err(_) => bail!("connection {id}, message {seq}: no echo within {:?}", config.timeout),
+            Err(_) => bail!(
+                "connection {id}, message {seq}: no echo within {:?}",
+                config.timeout
+            ),
             Ok(res) => res.with_context(|| format!("connection {id}, message {seq}"))?,
         };
         latencies.push(sent.elapsed().as_nanos() as u64);
         if let Some(at) = (0..msg.len()).find(|&i| echo[i] != msg[i]) {
-            bail!("connection {id}, message {seq}: echoed byte {at} differs from the one sent");
+            bail!("connection {id}, message {seq}: echoed byte {at} differs");
         }
         seq += 1;
     }
@@ -244,7 +257,10 @@ async fn exchange(
         Ok(Ok(0)) => Ok(latencies),
         Ok(Ok(_)) => bail!("connection {id}: bytes arrived that were never sent"),
         Ok(Err(err)) => Err(err).context(format!("connection {id}: waiting for EOF")),
-        Err(_) => bail!("connection {id}: no EOF within {:?} of shutdown", config.timeout),
+        Err(_) => bail!(
+            "connection {id}: no EOF within {:?} of shutdown",
+            config.timeout
+        ),
     }
 }
 
@@ -263,6 +279,10 @@ pub struct CliArgs {
     /// Seconds to keep sending
     #[arg(long, default_value_t = 5.0)]
     pub secs: f64,
+    /// Use a multi-thread tokio runtime with one worker (a worse client,
+    /// for comparison)
+    #[arg(long)]
+    pub multi_thread: bool,
 }
 
 /// Runs `echo-client` and prints its report.
@@ -271,7 +291,8 @@ pub fn main(args: &CliArgs) -> anyhow::Result<()> {
         args.secs.is_finite() && args.secs > 0.0,
         "--secs must be a positive number of seconds"
     );
-    let nofile = uring_book::system::raise_nofile_limit().context("raising RLIMIT_NOFILE")?;
+    let nofile =
+        uring_book::system::raise_nofile_limit().context("raising RLIMIT_NOFILE")?;
     anyhow::ensure!(
         (args.conns as u64) < nofile,
         "{} connections need as many file descriptors, but RLIMIT_NOFILE is {nofile}; \
@@ -282,11 +303,20 @@ pub fn main(args: &CliArgs) -> anyhow::Result<()> {
         conns: args.conns,
         size: args.size,
         duration: Duration::from_secs_f64(args.secs),
+        multi_thread: args.multi_thread,
         ..Config::new(args.addr)
     };
     println!(
-        "echo-client: {} connections, {}-byte messages, {} s, against {}",
-        args.conns, args.size, args.secs, args.addr
+        "echo-client: {} connections, {}-byte messages, {} s, against {}{}",
+        args.conns,
+        args.size,
+        args.secs,
+        args.addr,
+        if args.multi_thread {
+            ", multi-thread runtime"
+        } else {
+            ""
+        }
     );
     println!("{}", run(&config)?);
     Ok(())
