@@ -333,25 +333,21 @@ fn random_reads(
             ));
         }
     }
+    let plain = |depth| UringOpts {
+        depth,
+        ..UringOpts::default()
+    };
     let mut variants: Vec<(&str, UringOpts)> = Vec::new();
     for &depth in &args.depths {
-        variants.push((
-            "io_uring",
-            UringOpts {
-                depth,
-                fixed: false,
-                sqpoll: false,
-            },
-        ));
+        variants.push(("io_uring", plain(depth)));
     }
     for &depth in &args.depths {
         if !direct || depth == 32 {
             variants.push((
                 "io_uring+fixed",
                 UringOpts {
-                    depth,
                     fixed: true,
-                    sqpoll: false,
+                    ..plain(depth)
                 },
             ));
         }
@@ -361,18 +357,20 @@ fn random_reads(
             variants.push((
                 "io_uring+sqpoll",
                 UringOpts {
-                    depth,
-                    fixed: false,
                     sqpoll: true,
+                    ..plain(depth)
                 },
             ));
         }
     }
     for (engine, opts) in variants {
         let label = format!("random reads, {what}, {engine}, depth {}", opts.depth);
+        // The plain engine is measured beside fio where fio runs the same
+        // thing, and (for the device) beside its own eager variant.
+        let with_fio = fio && engine == "io_uring" && (direct || opts.depth == 1);
+        let with_eager = direct && engine == "io_uring";
         steps.push(step(&label, move |r| {
             let f = file::open_for_reads(&r.path, direct)?;
-            let m = file::rand_read_uring(&f, opts, r.duration(), 3)?;
             let s = Settings {
                 o_direct: direct,
                 fixed: opts.fixed,
@@ -380,94 +378,137 @@ fn random_reads(
                 threads: 1,
                 ..r.settings(file::BLOCK)
             };
-            r.push(workload, engine, opts.depth, m, s);
+            if !with_fio && !with_eager {
+                let m = file::rand_read_uring(&f, opts, r.duration(), 3)?;
+                r.push(workload, engine, opts.depth, m, s);
+                return Ok(());
+            }
+            if !direct {
+                file::warm(&r.path)?;
+            }
+            // Each engine runs twice for half the time, in mirrored order
+            // (ours, eager, fio, fio, eager, ours): a device that speeds up or
+            // slows down over the seconds favours none of them.
+            let half = r.duration() / 2;
+            let path = r.path.clone();
+            let job =
+                fio_job(&path, r.file_size, "io_uring", opts.depth, 1, direct, half);
+            let eager = UringOpts {
+                eager: true,
+                ..opts
+            };
+            let batched_1 = file::rand_read_uring(&f, opts, half, 3)?;
+            let eager_1 = with_eager.then(|| file::rand_read_uring(&f, eager, half, 5));
+            let fio_runs = if with_fio {
+                vec![fio::run(&job)?, fio::run(&job)?]
+            } else {
+                vec![]
+            };
+            let eager_2 = with_eager.then(|| file::rand_read_uring(&f, eager, half, 6));
+            let batched_2 = file::rand_read_uring(&f, opts, half, 4)?;
+            r.push(
+                workload,
+                engine,
+                opts.depth,
+                batched_1.merge(batched_2),
+                s.clone(),
+            );
+            if let (Some(a), Some(b)) = (eager_1, eager_2) {
+                r.push(workload, "io_uring+eager", opts.depth, a?.merge(b?), s);
+            }
+            if with_fio {
+                let fio_result = fio::FioResult::combine(&fio_runs);
+                let rec =
+                    fio_record(workload, &job, &fio_result, r.settings(file::BLOCK));
+                r.records.push(rec);
+            }
             Ok(())
         }));
-        // fio's io_uring engine right after ours at the same depth, so that
-        // both meet the device in the same state.
-        if fio && engine == "io_uring" && (direct || opts.depth == 1) {
-            steps.push(fio_job(workload, what, "io_uring", opts.depth, 1, direct));
-        }
     }
     if fio {
-        steps.push(fio_job(workload, what, "psync", 1, 1, direct));
+        let mut jobs = vec![(1, 1)];
         if direct {
-            steps.push(fio_job(workload, what, "psync", 1, 8, direct));
+            jobs.push((1, 8));
+        }
+        for (iodepth, numjobs) in jobs {
+            let label = format!("random reads, {what}, fio psync x{numjobs}");
+            steps.push(step(&label, move |r| {
+                if !direct {
+                    file::warm(&r.path)?;
+                }
+                let path = r.path.clone();
+                let job = fio_job(
+                    &path,
+                    r.file_size,
+                    "psync",
+                    iodepth,
+                    numjobs,
+                    direct,
+                    r.duration(),
+                );
+                let res = fio::run(&job)?;
+                let rec = fio_record(workload, &job, &res, r.settings(file::BLOCK));
+                r.records.push(rec);
+                Ok(())
+            }));
         }
     }
 }
 
-fn fio_job(
-    workload: &'static str,
-    what: &str,
-    ioengine: &'static str,
-    iodepth: usize,
-    numjobs: usize,
-    direct: bool,
-) -> Step {
-    let label =
-        format!("random reads, {what}, fio {ioengine} depth {iodepth} x{numjobs}");
-    step(&label, move |r| {
-        let path = r.path.clone();
-        let size = r.file_size;
-        let s = r.settings(file::BLOCK);
-        fio_step(
-            r, workload, &path, size, s, ioengine, iodepth, numjobs, direct,
-        )
-    })
-}
-
-#[allow(clippy::too_many_arguments)]
-fn fio_step(
-    r: &mut Run,
-    workload: &str,
-    path: &Path,
+fn fio_job<'a>(
+    path: &'a Path,
     file_size: u64,
-    settings: Settings,
-    ioengine: &str,
+    ioengine: &'a str,
     iodepth: usize,
     numjobs: usize,
     direct: bool,
-) -> anyhow::Result<()> {
-    if !direct {
-        file::warm(path)?;
-    }
-    let job = FioJob {
+    runtime: Duration,
+) -> FioJob<'a> {
+    FioJob {
         file: path,
         file_size,
         ioengine,
         iodepth: iodepth as u32,
         numjobs: numjobs as u32,
         direct,
-        runtime: r.duration(),
-    };
-    let res = fio::run(&job)?;
-    let ops = (res.iops * res.runtime.as_secs_f64()) as u64;
-    let cpus = numjobs as f64 * res.cpu_percent / 100.0 * res.runtime.as_secs_f64();
-    let mut m = Measured {
-        ops,
-        bytes: ops * file::BLOCK as u64,
+        runtime,
+    }
+}
+
+/// A record of what fio measured, with fio's own percentiles (it reports a
+/// histogram, not samples) and the command that ran it.
+fn fio_record(
+    workload: &str,
+    job: &FioJob,
+    res: &fio::FioResult,
+    settings: Settings,
+) -> Record {
+    let cpu = job.numjobs as f64 * res.cpu_percent / 100.0 * res.runtime.as_secs_f64();
+    let m = Measured {
+        ops: res.ios,
+        bytes: res.ios * file::BLOCK as u64,
         elapsed: res.runtime,
-        cpu: Some(Duration::from_secs_f64(cpus)),
+        cpu: Some(Duration::from_secs_f64(cpu)),
         ..Measured::default()
     };
-    // fio reports percentiles, not samples: give the record exactly those.
-    let engine = format!("fio-{ioengine}");
-    let depth = if numjobs > 1 { numjobs } else { iodepth };
+    let engine = format!("fio-{}", job.ioengine);
+    let depth = if job.numjobs > 1 {
+        job.numjobs
+    } else {
+        job.iodepth
+    };
     let s = Settings {
-        o_direct: direct,
-        threads: numjobs as u32,
+        o_direct: job.direct,
+        threads: job.numjobs,
         command: Some(job.command()),
         ..settings
     };
-    m.latencies = Default::default();
-    let mut rec = Record::new(workload, &engine, depth as u32, m, s);
+    let mut rec = Record::new(workload, &engine, depth, m, s);
     rec.p50_us = Some(res.p50_us);
     rec.p99_us = Some(res.p99_us);
     rec.mb_per_s = res.mb_per_s;
     rec.ops_per_s = res.iops;
-    r.records.push(rec);
-    Ok(())
+    rec
 }
 
 /// The tmpfs workload: why io_uring can lose where there is no device.
@@ -493,25 +534,17 @@ fn tmpfs_reads(steps: &mut Vec<Step>, fs: FileSystem, fio: bool) {
         for depth in [1, 32] {
             let opts = UringOpts {
                 depth,
-                fixed: false,
-                sqpoll: false,
+                ..UringOpts::default()
             };
             let m = file::rand_read_uring(&f, opts, r.duration(), 3)?;
             r.push("rand-read-tmpfs", "io_uring", depth, m, s.clone());
         }
         if fio {
             for ioengine in ["psync", "io_uring"] {
-                fio_step(
-                    r,
-                    "rand-read-tmpfs",
-                    &path,
-                    size,
-                    s.clone(),
-                    ioengine,
-                    1,
-                    1,
-                    false,
-                )?;
+                let job = fio_job(&path, size, ioengine, 1, 1, false, r.duration());
+                let res = fio::run(&job)?;
+                r.records
+                    .push(fio_record("rand-read-tmpfs", &job, &res, s.clone()));
             }
         }
         Ok(())

@@ -430,8 +430,9 @@ pub fn rand_read_threads(
     })
 }
 
-/// How the io_uring engine is set up.
-#[derive(Debug, Clone, Copy)]
+/// How the io_uring engine is set up; the default reads at depth 0 (set
+/// `depth`), batched, without registration or SQPOLL.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct UringOpts {
     /// Reads in flight.
     pub depth: usize,
@@ -439,12 +440,17 @@ pub struct UringOpts {
     pub fixed: bool,
     /// A kernel thread polls the submission queue (IORING_SETUP_SQPOLL).
     pub sqpoll: bool,
+    /// Submit each new read at once, one io_uring_enter per read (as fio
+    /// does), rather than all new reads of a round in one call.
+    pub eager: bool,
 }
 
 // ANCHOR: random
 /// Random 4 KiB reads with io_uring for `duration`, `opts.depth` in flight:
 /// each completion is replaced by a new read at once, all new reads go to the
-/// kernel in one io_uring_enter, which also waits for the next completion.
+/// kernel in one io_uring_enter, which also waits for the next completion
+/// (with `eager`, each new read goes in a call of its own as soon as it is
+/// ready).
 fn uring_random(
     file: &File,
     opts: UringOpts,
@@ -539,6 +545,10 @@ fn uring_random(
                 )?;
                 started[slot] = now;
                 in_flight += 1;
+                if opts.eager {
+                    ring.submit()?;
+                    syscalls += 1;
+                }
             }
         }
     }
@@ -638,12 +648,26 @@ mod tests {
         let short = Duration::from_millis(20);
         let pool = rand_read_threads(&file, 3, short, 1).unwrap();
         assert!(pool.ops > 0 && pool.latencies.len() as u64 == pool.ops);
-        for (fixed, sqpoll) in [(false, false), (true, false), (false, true)] {
-            let opts = UringOpts {
-                depth: 8,
-                fixed,
-                sqpoll,
-            };
+        let plain = UringOpts {
+            depth: 8,
+            ..UringOpts::default()
+        };
+        let variants = [
+            plain,
+            UringOpts {
+                eager: true,
+                ..plain
+            },
+            UringOpts {
+                fixed: true,
+                ..plain
+            },
+            UringOpts {
+                sqpoll: true,
+                ..plain
+            },
+        ];
+        for opts in variants {
             let m = rand_read_uring(&file, opts, short, 1).unwrap();
             assert!(m.ops >= 8, "{opts:?}: {m:?}");
             assert_eq!(m.bytes, m.ops * BLOCK as u64);
@@ -680,8 +704,7 @@ mod tests {
         let file = open_for_reads(&path, true).unwrap();
         let opts = UringOpts {
             depth: 4,
-            fixed: false,
-            sqpoll: false,
+            ..UringOpts::default()
         };
         let m = rand_read_uring(&file, opts, Duration::from_millis(20), 7).unwrap();
         assert!(m.ops >= 4);

@@ -39,7 +39,8 @@ impl FioJob<'_> {
             "--group_reporting".into(),
             "--time_based".into(),
             format!("--runtime={}ms", self.runtime.as_millis()),
-            "--output-format=json".into(),
+            // json+ adds the latency histogram ("bins") to the report.
+            "--output-format=json+".into(),
         ]
     }
 
@@ -61,6 +62,60 @@ pub struct FioResult {
     /// (usr + sys) CPU percent of fio's job threads.
     pub cpu_percent: f64,
     pub runtime: Duration,
+    /// Reads completed.
+    pub ios: u64,
+    /// fio's completion-latency histogram: (nanoseconds, reads), from
+    /// `--output-format=json+`; it lets two runs be combined exactly.
+    pub bins: Vec<(u64, u64)>,
+}
+
+impl FioResult {
+    /// Several runs of the same job as one: rates over the total time,
+    /// percentiles from the merged histograms.
+    pub fn combine(runs: &[FioResult]) -> FioResult {
+        let runtime: Duration = runs.iter().map(|r| r.runtime).sum();
+        let secs = runtime.as_secs_f64().max(1e-9);
+        let weighted = |f: fn(&FioResult) -> f64| {
+            runs.iter()
+                .map(|r| f(r) * r.runtime.as_secs_f64())
+                .sum::<f64>()
+                / secs
+        };
+        let mut bins: Vec<(u64, u64)> =
+            runs.iter().flat_map(|r| r.bins.iter().copied()).collect();
+        bins.sort_unstable();
+        let pct = |p: f64, fallback: fn(&FioResult) -> f64| {
+            bins_percentile(&bins, p)
+                .map_or_else(|| weighted(fallback), |ns| ns as f64 / 1000.0)
+        };
+        FioResult {
+            iops: runs.iter().map(|r| r.ios).sum::<u64>() as f64 / secs,
+            mb_per_s: weighted(|r| r.mb_per_s),
+            p50_us: pct(50.0, |r| r.p50_us),
+            p99_us: pct(99.0, |r| r.p99_us),
+            cpu_percent: weighted(|r| r.cpu_percent),
+            runtime,
+            ios: runs.iter().map(|r| r.ios).sum(),
+            bins,
+        }
+    }
+}
+
+/// The nearest-rank percentile of a sorted histogram of (value, count).
+pub fn bins_percentile(sorted: &[(u64, u64)], p: f64) -> Option<u64> {
+    let total: u64 = sorted.iter().map(|b| b.1).sum();
+    if total == 0 {
+        return None;
+    }
+    let rank = (((p / 100.0) * total as f64).ceil() as u64).clamp(1, total);
+    let mut seen = 0;
+    sorted
+        .iter()
+        .find(|b| {
+            seen += b.1;
+            seen >= rank
+        })
+        .map(|b| b.0)
 }
 
 /// Whether fio is on PATH.
@@ -102,6 +157,18 @@ pub fn parse(report: &str) -> anyhow::Result<FioResult> {
         p99_us: pct("99.000000")?,
         cpu_percent: num(&job["usr_cpu"], "usr_cpu")? + num(&job["sys_cpu"], "sys_cpu")?,
         runtime: Duration::from_millis(num(&read["runtime"], "read.runtime")? as u64),
+        ios: num(&read["total_ios"], "read.total_ios")? as u64,
+        bins: read["clat_ns"]["bins"]
+            .as_object()
+            .map(|bins| {
+                let mut bins: Vec<(u64, u64)> = bins
+                    .iter()
+                    .filter_map(|(ns, n)| Some((ns.parse().ok()?, n.as_u64()?)))
+                    .collect();
+                bins.sort_unstable();
+                bins
+            })
+            .unwrap_or_default(),
     })
 }
 
@@ -121,10 +188,15 @@ mod tests {
         "bw" : 503808,
         "iops" : 125952.5,
         "runtime" : 2001,
+        "total_ios" : 251904,
         "clat_ns" : {
           "percentile" : {
             "50.000000" : 246784,
             "99.000000" : 481280
+          },
+          "bins" : {
+            "481280" : 2519,
+            "246784" : 249385
           }
         }
       },
@@ -143,6 +215,40 @@ mod tests {
         assert_eq!(r.p99_us, 481.28);
         assert_eq!(r.cpu_percent, 52.75);
         assert_eq!(r.runtime, Duration::from_millis(2001));
+        assert_eq!(r.ios, 251904);
+        assert_eq!(r.bins, [(246784, 249385), (481280, 2519)]);
+    }
+
+    #[test]
+    fn histogram_percentiles_use_nearest_rank() {
+        let bins = [(10, 50), (20, 49), (30, 1)];
+        assert_eq!(bins_percentile(&bins, 50.0), Some(10));
+        assert_eq!(bins_percentile(&bins, 51.0), Some(20));
+        assert_eq!(bins_percentile(&bins, 99.0), Some(20));
+        assert_eq!(bins_percentile(&bins, 100.0), Some(30));
+        assert_eq!(bins_percentile(&[], 50.0), None);
+    }
+
+    #[test]
+    fn two_runs_combine_into_one() {
+        let run = |ios: u64, ms: u64, ns: u64| FioResult {
+            iops: ios as f64 * 1000.0 / ms as f64,
+            mb_per_s: 1.0,
+            p50_us: ns as f64 / 1000.0,
+            p99_us: ns as f64 / 1000.0,
+            cpu_percent: 10.0,
+            runtime: Duration::from_millis(ms),
+            ios,
+            bins: vec![(ns, ios)],
+        };
+        // 1000 reads at 100 µs in 1 s, then 3000 at 300 µs in 1 s.
+        let both =
+            FioResult::combine(&[run(1000, 1000, 100_000), run(3000, 1000, 300_000)]);
+        assert_eq!(both.iops, 2000.0);
+        assert_eq!(both.ios, 4000);
+        assert_eq!(both.p50_us, 300.0);
+        assert_eq!(both.runtime, Duration::from_secs(2));
+        assert_eq!(both.cpu_percent, 10.0);
     }
 
     #[test]

@@ -78,11 +78,12 @@ pub fn line_chart(
 
 /// One color per engine, the same in every chart; distinct on white.
 fn color_of(name: &str, index: usize) -> RGBAColor {
-    const ENGINES: [(&str, RGBColor); 11] = [
+    const ENGINES: [(&str, RGBColor); 12] = [
         ("std", RGBColor(0x4e, 0x79, 0xa7)),
         ("threads", RGBColor(0xf2, 0x8e, 0x2b)),
         ("io_uring", RGBColor(0xe1, 0x57, 0x59)),
         ("io_uring+fixed", RGBColor(0x76, 0xb7, 0xb2)),
+        ("io_uring+eager", RGBColor(0xff, 0x9d, 0xa7)),
         ("io_uring+sqpoll", RGBColor(0x9c, 0x75, 0x5f)),
         ("fio-io_uring", RGBColor(0x59, 0xa1, 0x4f)),
         ("fio-psync", RGBColor(0xb0, 0x7a, 0xa1)),
@@ -159,7 +160,14 @@ pub fn write_all(records: &[Record], dir: &Path) -> anyhow::Result<Vec<String>> 
         )?;
         // Latency: the main engines only, p50 and p99 apart (they differ by
         // orders of magnitude); io_uring's variants are in the tables.
-        let main = ["std", "threads", "io_uring", "fio-io_uring", "fio-psync"];
+        let main = [
+            "std",
+            "threads",
+            "io_uring",
+            "io_uring+eager",
+            "fio-io_uring",
+            "fio-psync",
+        ];
         for (p, pick) in [("p50", 50), ("p99", 99)] {
             let mut latency = by_engine(records, workload, |r| {
                 if pick == 50 {

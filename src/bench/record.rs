@@ -82,6 +82,23 @@ pub struct Measured {
     pub io_wq_workers: Option<u32>,
 }
 
+impl Measured {
+    /// Two measurements of the same thing as one: counts and times add up,
+    /// the latency samples are pooled.
+    pub fn merge(mut self, other: Measured) -> Measured {
+        let add = |a: Option<u64>, b: Option<u64>| Some(a? + b?);
+        self.ops += other.ops;
+        self.bytes += other.bytes;
+        self.elapsed += other.elapsed;
+        self.cpu = self.cpu.zip(other.cpu).map(|(a, b)| a + b);
+        self.syscalls = add(self.syscalls, other.syscalls);
+        self.ctx_switches = add(self.ctx_switches, other.ctx_switches);
+        self.latencies.merge(other.latencies);
+        self.io_wq_workers = self.io_wq_workers.max(other.io_wq_workers);
+        self
+    }
+}
+
 impl Record {
     pub fn new(
         workload: &str,
@@ -159,6 +176,18 @@ mod tests {
         assert!((r.cpu_us_per_op.unwrap() - 500.0).abs() < 1e-9);
         assert_eq!(r.syscalls_per_op, Some(0.25));
         assert_eq!(r.ctx_switches_per_op, Some(0.5));
+    }
+
+    #[test]
+    fn merged_measurements_add_up() {
+        let both = measured().merge(measured());
+        assert_eq!((both.ops, both.bytes), (200, 200 * 4096));
+        assert_eq!(both.elapsed, Duration::from_secs(1));
+        assert_eq!(both.syscalls, Some(50));
+        assert_eq!(both.latencies.len(), 200);
+        let r = Record::new("w", "e", 1, both, Settings::default());
+        assert_eq!(r.ops_per_s, 200.0);
+        assert_eq!(r.p50_us, Some(50.0));
     }
 
     #[test]

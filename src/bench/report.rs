@@ -286,26 +286,60 @@ pub fn findings(records: &[Record]) -> Vec<(&'static str, String)> {
             ),
         ));
     }
-    let fio: Vec<String> = records
-        .iter()
-        .filter(|f| f.workload == d && f.engine == "fio-io_uring")
-        .filter_map(|f| {
-            let ours = find(records, d, "io_uring", f.queue_depth)?;
-            Some(format!(
-                "at depth {} ours did {} IOPS and fio {} ({:.0} %)",
-                f.queue_depth,
-                iops(ours),
-                iops(f),
-                100.0 * ours.ops_per_s / f.ops_per_s
-            ))
-        })
-        .collect();
+    let fio: Vec<String> =
+        records
+            .iter()
+            .filter(|f| f.workload == d && f.engine == "fio-io_uring")
+            .filter_map(|f| {
+                let ours = find(records, d, "io_uring", f.queue_depth)?;
+                let pct = |r: &Record| 100.0 * r.ops_per_s / f.ops_per_s;
+                let eager = find(records, d, "io_uring+eager", f.queue_depth)
+                    .map_or_else(String::new, |e| {
+                        format!(
+                            ", submitting each read at once {} ({:.0} %)",
+                            iops(e),
+                            pct(e)
+                        )
+                    });
+                Some(format!(
+                    "at depth {} fio did {} IOPS, ours {} ({:.0} %){eager}",
+                    f.queue_depth,
+                    iops(f),
+                    iops(ours),
+                    pct(ours),
+                ))
+            })
+            .collect();
     if !fio.is_empty() {
         out.push((
             "direct-fio",
             format!(
                 "Against fio's io_uring engine in the same run: {}.",
                 fio.join("; ")
+            ),
+        ));
+    }
+    let eager: Vec<String> = records
+        .iter()
+        .filter(|e| e.workload == d && e.engine == "io_uring+eager")
+        .filter_map(|e| {
+            let b = find(records, d, "io_uring", e.queue_depth)?;
+            Some(format!(
+                "at depth {}, {} IOPS with {} system calls per read against {} IOPS with {}",
+                e.queue_depth,
+                iops(e),
+                opt(e.syscalls_per_op, 2),
+                iops(b),
+                opt(b.syscalls_per_op, 2)
+            ))
+        })
+        .collect();
+    if !eager.is_empty() {
+        out.push((
+            "direct-eager",
+            format!(
+                "Submitting each read at once against a round at a time: {}.",
+                eager.join("; ")
             ),
         ));
     }
@@ -544,6 +578,10 @@ pub const FINDINGS: &[(&str, &str)] = &[
         "This run has no O_DIRECT reads by a pool of threads.",
     ),
     (
+        "direct-eager",
+        "This run has no O_DIRECT reads submitted one at a time.",
+    ),
+    (
         "direct-fio",
         "fio was not installed for this run, so there is no comparison.",
     ),
@@ -669,11 +707,15 @@ mod tests {
             record("rand-read-direct", "io_uring", 1, 12000),
             record("rand-read-direct", "io_uring", 32, 120000),
             record("rand-read-direct", "fio-io_uring", 32, 126000),
+            record("rand-read-direct", "io_uring+eager", 32, 132300),
         ];
         let found = findings(&records);
         let fio = &found.iter().find(|(n, _)| *n == "direct-fio").unwrap().1;
         assert!(
-            fio.contains("at depth 32 ours did 120k IOPS and fio 126k (95 %)"),
+            fio.contains(
+                "at depth 32 fio did 126k IOPS, ours 120k (95 %), submitting each read at \
+                 once 132.3k (105 %)"
+            ),
             "{fio}"
         );
         let best = &found.iter().find(|(n, _)| *n == "direct-best").unwrap().1;
