@@ -220,3 +220,44 @@ fn a_tiny_echo_run_measures_every_server() {
         );
     }
 }
+
+/// With io_uring blocked by a seccomp filter (as Docker's default profile
+/// does), the benchmark stops at once with the reason, in one line.
+#[test]
+fn io_uring_blocked_by_seccomp_is_one_line_and_exit_1() {
+    use std::collections::BTreeMap;
+    use std::os::unix::process::CommandExt;
+
+    use seccompiler::{BpfProgram, SeccompAction, SeccompFilter};
+
+    let arch = std::env::consts::ARCH.try_into().unwrap();
+    let rules = BTreeMap::from([(libc::SYS_io_uring_setup, vec![])]);
+    let filter = SeccompFilter::new(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EPERM as u32),
+        arch,
+    )
+    .unwrap();
+    let program: BpfProgram = filter.try_into().unwrap();
+    let dir = disk_dir();
+    let mut cmd = Command::new(EXE);
+    cmd.args(["6", "--workloads=cached", "--no-fio", "--dir"])
+        .arg(dir.path());
+    // SAFETY: apply_filter makes two system calls (prctl, seccomp) and
+    // allocates nothing, which is all a child may do before exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            seccompiler::apply_filter(&program).map_err(std::io::Error::other)
+        });
+    }
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("error: io_uring_setup failed with EPERM"),
+        "{err}"
+    );
+    assert!(err.contains("seccomp"), "{err}");
+}
