@@ -568,22 +568,29 @@ fn echo_steps(
                 .into(),
         );
     }
-    // Server on CPU 1, client on CPU 0: each has a core of its own.
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let (server_cpu, client_cpu) = if cpus >= 2 {
-        (Some(1), Some(0))
-    } else {
-        (None, None)
+    // Client and server on a CPU each, the first two this process may use.
+    let cpus = echo::allowed_cpus();
+    let (client_cpu, server_cpu) = match cpus[..] {
+        [a, b, ..] => (Some(a), Some(b)),
+        _ => (None, None),
     };
+    // Each connection is a descriptor in the client and one in the server.
+    let nofile = uring_book::system::raise_nofile_limit()?;
     // The load where the chapter looks inside the servers with a profiler.
     let profiled = (100, 4096);
     for &size in &args.sizes {
         for &conns in &args.conns {
+            if conns as u64 + 64 > nofile {
+                notes.push(format!(
+                    "no echo point at {conns} connections: the file descriptor limit is \
+                     {nofile} (raise it with `ulimit -n`)"
+                ));
+                continue;
+            }
             for engine in ECHO_SERVERS {
                 let exe = exe.clone();
                 let label = format!("echo, {engine}, {conns} connections, {size} B");
                 steps.push(step(&label, move |r| {
-                    uring_book::system::raise_nofile_limit()?;
                     let client: echo::Client = &echo::chapter5_client;
                     let start =
                         |perf| echo::ServerProcess::start(&exe, engine, server_cpu, perf);

@@ -307,6 +307,16 @@ pub fn pin_to_cpu(cpu: usize) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The CPUs this thread may run on, in order (a container may allow only
+/// some of the machine's).
+pub fn allowed_cpus() -> Vec<usize> {
+    let set = affinity();
+    // SAFETY: CPU_ISSET reads within the set.
+    (0..libc::CPU_SETSIZE as usize)
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .collect()
+}
+
 /// The CPUs the calling thread may run on, to put them back afterwards.
 fn affinity() -> libc::cpu_set_t {
     // SAFETY: sched_getaffinity fills the set.
@@ -557,6 +567,13 @@ mod tests {
         );
         let blocked = "<not supported>,,raw_syscalls:sys_enter,0,100.00,,\n";
         assert!(parse_perf_counts(blocked).is_err());
+    }
+
+    #[test]
+    fn this_thread_may_run_somewhere() {
+        let cpus = allowed_cpus();
+        assert!(!cpus.is_empty());
+        assert!(cpus.len() <= std::thread::available_parallelism().unwrap().get());
     }
 
     #[test]
