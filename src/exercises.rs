@@ -83,6 +83,12 @@ pub const EXERCISES: &[Exercise] = &[
         "TCP echo server on tokio-uring, one task per connection",
         ["--demo"]
     ),
+    exercise!(
+        "6",
+        ex6_benchmark,
+        "Benchmark io_uring against std, a thread pool, epoll and fio; tables, JSON, SVG",
+        ["--quick"]
+    ),
 ];
 
 /// The exercise with this number, if there is one.

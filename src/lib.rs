@@ -7,6 +7,7 @@
 
 extern crate self as uring_book;
 
+pub mod bench;
 pub mod diagnose;
 pub mod doctor;
 pub mod echo;
@@ -16,5 +17,6 @@ pub mod ex2_write_and_batch;
 pub mod ex3_fixed_buffers;
 pub mod ex4_tokio_uring_file;
 pub mod ex5_tcp_echo;
+pub mod ex6_benchmark;
 pub mod exercises;
 pub mod system;

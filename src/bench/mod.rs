@@ -1,0 +1,12 @@
+//! The benchmark of chapter 6: the engines, the measurements and the
+//! reports. `uring_book::ex6_benchmark` puts them together.
+
+pub mod echo;
+pub mod echo_servers;
+pub mod file;
+pub mod fio;
+pub mod machine;
+pub mod plot;
+pub mod record;
+pub mod report;
+pub mod stats;

@@ -1,0 +1,724 @@
+//! Tables of a run, for the terminal and as Markdown for the book. Each
+//! table says what machine, file system and settings made it, and puts the
+//! ratios to the baseline of the same run beside the numbers.
+
+use std::fmt::Write as _;
+
+use uring_book::bench::plot::human;
+use uring_book::bench::record::Record;
+use uring_book::system::human_bytes;
+
+/// The workloads in the order the tables show them, with their titles.
+pub const WORKLOADS: &[(&str, &str)] = &[
+    ("seq-write", "Sequential write (then fsync) of one file"),
+    (
+        "seq-read",
+        "Sequential read of one file, not in the page cache",
+    ),
+    ("rand-read-cached", "Random 4 KiB reads from the page cache"),
+    (
+        "rand-read-direct",
+        "Random 4 KiB reads with O_DIRECT from the device",
+    ),
+    ("rand-read-tmpfs", "Random 4 KiB reads from a file on tmpfs"),
+    ("echo", "TCP echo on loopback"),
+];
+
+/// A table: a title, the lines that say how it was made, a header and rows.
+pub struct Table {
+    pub title: String,
+    pub context: Vec<String>,
+    pub header: Vec<&'static str>,
+    pub rows: Vec<Vec<String>>,
+}
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or("-".into(), |v| format!("{v:.digits$}"))
+}
+
+fn ratio(a: f64, b: Option<f64>) -> String {
+    match b {
+        Some(b) if b > 0.0 => format!("{:.2}x", a / b),
+        _ => "-".into(),
+    }
+}
+
+/// The record a row is compared with: std for files, tokio for echo (same
+/// connections and message size).
+fn baseline<'a>(records: &'a [Record], r: &Record) -> Option<&'a Record> {
+    records.iter().find(|b| {
+        b.workload == r.workload
+            && if r.workload == "echo" {
+                b.engine == "tokio"
+                    && b.queue_depth == r.queue_depth
+                    && b.settings.block_size == r.settings.block_size
+            } else {
+                b.engine == "std"
+            }
+    })
+}
+
+/// fio's io_uring engine at the same depth, for the random-read workloads.
+fn fio_peer<'a>(records: &'a [Record], r: &Record) -> Option<&'a Record> {
+    records.iter().find(|f| {
+        f.workload == r.workload
+            && f.engine == "fio-io_uring"
+            && f.queue_depth == r.queue_depth
+    })
+}
+
+pub fn tables(records: &[Record]) -> Vec<Table> {
+    let mut tables = Vec::new();
+    for &(workload, title) in WORKLOADS {
+        let rows: Vec<&Record> =
+            records.iter().filter(|r| r.workload == workload).collect();
+        let Some(first) = rows.first() else { continue };
+        let s = &first.settings;
+        let mut context = vec![format!("Machine: {}", first.machine.describe())];
+        if let Some(fs) = &s.file_system {
+            context.push(format!("File system: {} ({})", fs.describe(), s.dir));
+        }
+        let size = human_bytes(Some(s.block_size));
+        context.push(if workload == "echo" {
+            format!(
+                "Settings: {:.1} s per point, one message in flight per connection, \
+                 server and client on CPUs of their own where there are two; server CPU \
+                 time from /proc/PID/stat, over the client's whole run",
+                s.seconds
+            )
+        } else if workload.starts_with("seq") {
+            format!(
+                "Settings: {} file, {size} per request, {} of them in flight for io_uring",
+                human_bytes(Some(s.file_size)),
+                rows.iter().map(|r| r.queue_depth).max().unwrap_or(1)
+            )
+        } else {
+            format!(
+                "Settings: {} file, {size} reads at random offsets, {:.1} s per point{}",
+                human_bytes(Some(s.file_size)),
+                s.seconds,
+                if s.o_direct { ", O_DIRECT" } else { "" }
+            )
+        });
+        let echo = workload == "echo";
+        let header = if echo {
+            vec![
+                "server",
+                "conns",
+                "msg",
+                "msgs/s",
+                "MB/s",
+                "p50 us",
+                "p99 us",
+                "server CPU us/msg",
+                "server syscalls/msg",
+                "server switches/msg",
+                "vs tokio",
+            ]
+        } else {
+            vec![
+                "engine",
+                "depth",
+                "ops/s",
+                "MB/s",
+                "p50 us",
+                "p99 us",
+                "CPU us/op",
+                "syscalls/op",
+                "switches/op",
+                "io-wq",
+                "vs std",
+                "vs fio",
+            ]
+        };
+        let rows = rows
+            .iter()
+            .map(|r| {
+                let base = baseline(records, r).map(|b| b.ops_per_s);
+                let mut row = vec![r.engine.clone(), r.queue_depth.to_string()];
+                if echo {
+                    row.push(human_bytes(Some(r.settings.block_size)));
+                }
+                row.push(format!("{:.0}", r.ops_per_s));
+                row.push(format!("{:.1}", r.mb_per_s));
+                row.push(opt(r.p50_us, 1));
+                row.push(opt(r.p99_us, 1));
+                row.push(opt(r.cpu_us_per_op, 2));
+                if echo {
+                    row.push(opt(r.syscalls_per_op, 2));
+                    row.push(opt(r.ctx_switches_per_op, 3));
+                    row.push(ratio(r.ops_per_s, base));
+                } else {
+                    row.push(opt(r.syscalls_per_op, 2));
+                    row.push(opt(r.ctx_switches_per_op, 3));
+                    row.push(r.io_wq_workers.map_or("-".into(), |n| n.to_string()));
+                    row.push(ratio(r.ops_per_s, base));
+                    row.push(ratio(
+                        r.ops_per_s,
+                        fio_peer(records, r).map(|f| f.ops_per_s),
+                    ));
+                }
+                row
+            })
+            .collect();
+        tables.push(Table {
+            title: title.to_string(),
+            context,
+            header,
+            rows,
+        });
+    }
+    tables
+}
+
+impl Table {
+    /// Aligned columns for a terminal.
+    pub fn to_text(&self) -> String {
+        let mut widths: Vec<usize> = self.header.iter().map(|h| h.len()).collect();
+        for row in &self.rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.len());
+            }
+        }
+        let line = |cells: Vec<&str>| {
+            let padded: Vec<String> = cells
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:>w$}"))
+                .collect();
+            padded.join("  ").trim_end().to_string() + "\n"
+        };
+        let mut out = format!("{}\n", self.title);
+        for c in &self.context {
+            out += &format!("  {c}\n");
+        }
+        out += &line(self.header.clone());
+        for row in &self.rows {
+            out += &line(row.iter().map(String::as_str).collect());
+        }
+        out
+    }
+
+    /// A Markdown table with its context as a paragraph above it.
+    pub fn to_markdown(&self) -> String {
+        let mut out = format!("**{}.** {}.\n\n", self.title, self.context.join(". "));
+        out += &format!("| {} |\n", self.header.join(" | "));
+        out += &format!(
+            "|{}\n",
+            "---:|"
+                .repeat(self.header.len())
+                .replacen("---:", ":---", 1)
+        );
+        for row in &self.rows {
+            out += &format!("| {} |\n", row.join(" | "));
+        }
+        out
+    }
+}
+
+fn find<'a>(
+    records: &'a [Record],
+    workload: &str,
+    engine: &str,
+    depth: u32,
+) -> Option<&'a Record> {
+    records
+        .iter()
+        .find(|r| r.workload == workload && r.engine == engine && r.queue_depth == depth)
+}
+
+/// Sentences the chapter quotes, each made from the records of the run.
+pub fn findings(records: &[Record]) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let iops = |r: &Record| human(r.ops_per_s);
+    let cpu = |r: &Record| opt(r.cpu_us_per_op, 2);
+    let d = "rand-read-direct";
+    if let (Some(s), Some(u1)) =
+        (find(records, d, "std", 1), find(records, d, "io_uring", 1))
+    {
+        out.push((
+            "direct-depth1",
+            format!(
+                "With one read in flight, std `pread` did {} IOPS (p50 {} µs) and io_uring {} \
+                 (p50 {} µs): the device sets the pace, not the interface.",
+                iops(s),
+                opt(s.p50_us, 0),
+                iops(u1),
+                opt(u1.p50_us, 0)
+            ),
+        ));
+    }
+    let best = records
+        .iter()
+        .filter(|r| r.workload == d && r.engine == "io_uring")
+        .max_by(|a, b| a.ops_per_s.total_cmp(&b.ops_per_s));
+    if let (Some(s), Some(b)) = (find(records, d, "std", 1), best) {
+        out.push((
+            "direct-best",
+            format!(
+                "io_uring peaked at {} IOPS at depth {}, {:.1} times std `pread`, from one \
+                 thread, at {} µs of CPU per read.",
+                iops(b),
+                b.queue_depth,
+                b.ops_per_s / s.ops_per_s,
+                cpu(b)
+            ),
+        ));
+    }
+    let pool = records
+        .iter()
+        .filter(|r| r.workload == d && r.engine == "threads")
+        .max_by(|a, b| a.ops_per_s.total_cmp(&b.ops_per_s));
+    if let (Some(p), Some(u)) = (
+        pool,
+        pool.and_then(|p| find(records, d, "io_uring", p.queue_depth)),
+    ) {
+        out.push((
+            "direct-pool",
+            format!(
+                "The best thread pool, {} threads, did {} IOPS at {} µs of CPU per read; \
+                 io_uring at the same depth did {} IOPS at {} µs.",
+                p.queue_depth,
+                iops(p),
+                cpu(p),
+                iops(u),
+                cpu(u)
+            ),
+        ));
+    }
+    let fio: Vec<String> =
+        records
+            .iter()
+            .filter(|f| f.workload == d && f.engine == "fio-io_uring")
+            .filter_map(|f| {
+                let ours = find(records, d, "io_uring", f.queue_depth)?;
+                let pct = |r: &Record| 100.0 * r.ops_per_s / f.ops_per_s;
+                let eager = find(records, d, "io_uring+eager", f.queue_depth)
+                    .map_or_else(String::new, |e| {
+                        format!(
+                            ", submitting each read at once {} ({:.0} %)",
+                            iops(e),
+                            pct(e)
+                        )
+                    });
+                Some(format!(
+                    "at depth {} fio did {} IOPS, ours {} ({:.0} %){eager}",
+                    f.queue_depth,
+                    iops(f),
+                    iops(ours),
+                    pct(ours),
+                ))
+            })
+            .collect();
+    if !fio.is_empty() {
+        out.push((
+            "direct-fio",
+            format!(
+                "Against fio's io_uring engine in the same run: {}.",
+                fio.join("; ")
+            ),
+        ));
+    }
+    let eager: Vec<String> = records
+        .iter()
+        .filter(|e| e.workload == d && e.engine == "io_uring+eager")
+        .filter_map(|e| {
+            let b = find(records, d, "io_uring", e.queue_depth)?;
+            Some(format!(
+                "at depth {}, {} IOPS with {} system calls per read against {} IOPS with {}",
+                e.queue_depth,
+                iops(e),
+                opt(e.syscalls_per_op, 2),
+                iops(b),
+                opt(b.syscalls_per_op, 2)
+            ))
+        })
+        .collect();
+    if !eager.is_empty() {
+        out.push((
+            "direct-eager",
+            format!(
+                "Submitting each read at once against a round at a time: {}.",
+                eager.join("; ")
+            ),
+        ));
+    }
+    let fio_cmd = records
+        .iter()
+        .filter(|f| f.workload == d && f.engine == "fio-io_uring")
+        .max_by_key(|f| (f.queue_depth <= 32, f.queue_depth))
+        .and_then(|f| f.settings.command.clone());
+    if let Some(cmd) = fio_cmd {
+        // Printed inside a ```text block by the chapter: one option a line.
+        out.push(("fio-command", cmd.replace(" --", " \\\n    --")));
+    }
+    if let (Some(u), Some(q)) = (
+        find(records, d, "io_uring", 32),
+        find(records, d, "io_uring+sqpoll", 32),
+    ) {
+        out.push((
+            "direct-sqpoll",
+            format!(
+                "At depth 32, SQPOLL did {} IOPS at {} µs of CPU per read and {} syscalls per \
+                 read; plain io_uring did {} IOPS at {} µs and {} syscalls per read.",
+                iops(q),
+                cpu(q),
+                opt(q.syscalls_per_op, 3),
+                iops(u),
+                cpu(u),
+                opt(u.syscalls_per_op, 3)
+            ),
+        ));
+    }
+    let c = "rand-read-cached";
+    if let (Some(s), Some(u), Some(f)) = (
+        find(records, c, "std", 1),
+        find(records, c, "io_uring", 1),
+        find(records, c, "io_uring+fixed", 1),
+    ) {
+        out.push((
+            "cached-depth1",
+            format!(
+                "From the page cache at depth 1, std `pread` did {} IOPS at {} µs of CPU per \
+                 read, io_uring {} at {} µs, io_uring with registered buffers and file {} at \
+                 {} µs.",
+                iops(s),
+                cpu(s),
+                iops(u),
+                cpu(u),
+                iops(f),
+                cpu(f)
+            ),
+        ));
+    }
+    let best = records
+        .iter()
+        .filter(|r| r.workload == c && r.engine.starts_with("io_uring"))
+        .max_by(|a, b| a.ops_per_s.total_cmp(&b.ops_per_s));
+    if let (Some(s), Some(b)) = (find(records, c, "std", 1), best) {
+        out.push((
+            "cached-best",
+            format!(
+                "The best io_uring figure was {} IOPS ({}, depth {}, {} syscalls per read), \
+                 {:.2} times std.",
+                iops(b),
+                b.engine,
+                b.queue_depth,
+                opt(b.syscalls_per_op, 3),
+                b.ops_per_s / s.ops_per_s
+            ),
+        ));
+    }
+    let t = "rand-read-tmpfs";
+    let nowait = |r: &Record| match r.settings.nowait_reads {
+        Some(true) => "works",
+        Some(false) => "fails with EOPNOTSUPP",
+        None => "was not tried",
+    };
+    if let (Some(s), Some(u)) =
+        (find(records, t, "std", 1), find(records, t, "io_uring", 1))
+    {
+        out.push((
+            "tmpfs",
+            format!(
+                "On tmpfs at depth 1, std `pread` did {} IOPS and io_uring {}, with {} io-wq \
+                 worker thread(s) started for the run ({} µs of CPU per read against {}). \
+                 preadv2 with RWF_NOWAIT {} on the tmpfs file{}.",
+                iops(s),
+                iops(u),
+                u.io_wq_workers.unwrap_or(0),
+                cpu(u),
+                cpu(s),
+                nowait(s),
+                find(records, c, "std", 1)
+                    .map(|d| format!(" and {} on the disk file", nowait(d)))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    for conns in [100u32, 1000] {
+        let at = |engine: &str| {
+            records.iter().find(|r| {
+                r.workload == "echo"
+                    && r.engine == engine
+                    && r.queue_depth == conns
+                    && r.settings.block_size == 64
+            })
+        };
+        if at("tokio-uring").is_none() || at("tokio").is_none() {
+            continue;
+        }
+        let parts: Vec<String> =
+            ["tokio-uring", "tokio-uring+coop", "tokio", "std-threads"]
+                .iter()
+                .filter_map(|&e| {
+                    let r = at(e)?;
+                    Some(format!(
+                "{e} {} msgs/s at {} µs of server CPU, {} system calls and {} context \
+                     switches per message",
+                iops(r),
+                cpu(r),
+                opt(r.syscalls_per_op, 2),
+                opt(r.ctx_switches_per_op, 3)
+            ))
+                })
+                .collect();
+        let text = format!(
+            "At {conns} connections with 64 B messages: {}.",
+            parts.join("; ")
+        );
+        out.push((
+            if conns == 100 {
+                "echo-100"
+            } else {
+                "echo-1000"
+            },
+            text,
+        ));
+    }
+    let versus = |engine: &str| -> Option<String> {
+        let pairs: Vec<(&Record, &Record)> = records
+            .iter()
+            .filter(|u| u.workload == "echo" && u.engine == engine)
+            .filter_map(|u| {
+                let t = records.iter().find(|t| {
+                    t.workload == "echo"
+                        && t.engine == "tokio"
+                        && t.queue_depth == u.queue_depth
+                        && t.settings.block_size == u.settings.block_size
+                })?;
+                Some((u, t))
+            })
+            .collect();
+        if pairs.is_empty() {
+            return None;
+        }
+        let cheaper = pairs
+            .iter()
+            .filter(|(u, t)| {
+                u.cpu_us_per_op.unwrap_or(f64::MAX) <= t.cpu_us_per_op.unwrap_or(0.0)
+            })
+            .count();
+        let faster = pairs
+            .iter()
+            .filter(|(u, t)| u.ops_per_s >= t.ops_per_s)
+            .count();
+        Some(format!(
+            "{engine} used no more server CPU per message than tokio at {cheaper} of {} loads \
+             and echoed at least as many messages per second at {faster}",
+            pairs.len()
+        ))
+    };
+    let why: Vec<String> = ["tokio-uring", "tokio-uring+coop"]
+        .iter()
+        .filter_map(|e| versus(e))
+        .collect();
+    if !why.is_empty() {
+        out.push((
+            "echo-why",
+            format!("Over the whole sweep, {}.", why.join("; ")),
+        ));
+    }
+    let profiled: Vec<&Record> =
+        ["tokio-uring", "tokio-uring+coop", "tokio", "std-threads"]
+            .iter()
+            .filter_map(|&e| {
+                records.iter().find(|r| {
+                    r.workload == "echo" && r.engine == e && r.hottest.is_some()
+                })
+            })
+            .collect();
+    if let Some(first) = profiled.first() {
+        let mut names: Vec<&str> = Vec::new();
+        for r in &profiled {
+            for (name, _) in r.hottest.as_deref().unwrap_or_default().iter().take(5) {
+                if !names.contains(&name.as_str()) {
+                    names.push(name);
+                }
+            }
+        }
+        let mut table = format!(
+            "Share of the server's CPU samples (`perf record`) at {} connections, {} messages:\n\n\
+             | function | {} |\n|:---|{}\n",
+            first.queue_depth,
+            human_bytes(Some(first.settings.block_size)),
+            profiled.iter().map(|r| r.engine.as_str()).collect::<Vec<_>>().join(" | "),
+            "---:|".repeat(profiled.len())
+        );
+        for name in names {
+            let cells: Vec<String> = profiled
+                .iter()
+                .map(|r| {
+                    let hot = r.hottest.as_deref().unwrap_or_default();
+                    hot.iter()
+                        .find(|(n, _)| n == name)
+                        .map_or("-".into(), |(_, p)| format!("{p:.1} %"))
+                })
+                .collect();
+            table += &format!("| `{name}` | {} |\n", cells.join(" | "));
+        }
+        out.push(("echo-profile", table));
+    }
+    out
+}
+
+/// Every finding the chapter includes, with what it says when the run has
+/// no records for it: a chapter must build from any run.
+pub const FINDINGS: &[(&str, &str)] = &[
+    (
+        "direct-depth1",
+        "This run has no O_DIRECT reads at depth 1.",
+    ),
+    (
+        "direct-best",
+        "This run has no O_DIRECT reads with io_uring.",
+    ),
+    (
+        "direct-pool",
+        "This run has no O_DIRECT reads by a pool of threads.",
+    ),
+    (
+        "direct-eager",
+        "This run has no O_DIRECT reads submitted one at a time.",
+    ),
+    (
+        "direct-fio",
+        "fio was not installed for this run, so there is no comparison.",
+    ),
+    ("fio-command", "(fio was not installed for this run)"),
+    ("direct-sqpoll", "This run has no SQPOLL point at depth 32."),
+    (
+        "cached-depth1",
+        "This run has no page-cache reads at depth 1.",
+    ),
+    (
+        "cached-best",
+        "This run has no page-cache reads with io_uring.",
+    ),
+    ("tmpfs", "This run has no tmpfs reads."),
+    ("echo-100", "This run has no echo point at 100 connections."),
+    (
+        "echo-1000",
+        "This run has no echo point at 1000 connections.",
+    ),
+    (
+        "echo-why",
+        "This run has no echo points for both tokio-uring and tokio.",
+    ),
+    (
+        "echo-profile",
+        "This run has no profile of the echo servers (perf was not available).",
+    ),
+];
+
+/// The Markdown summary the chapter includes: every table, then the
+/// findings, each between anchors (`{{#include summary.md:direct-fio}}`).
+/// Every anchor is always there, so the book builds from any run.
+pub fn summary_markdown(records: &[Record], command: &str) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "<!-- ANCHOR: command -->\n`{command}`\n<!-- ANCHOR_END: command -->"
+    );
+    let tables = tables(records);
+    for &(workload, title) in WORKLOADS {
+        let text = match tables.iter().find(|t| t.title == title) {
+            Some(table) => table.to_markdown(),
+            None => format!("*{title}: not measured in this run.*\n"),
+        };
+        let _ = writeln!(
+            out,
+            "\n<!-- ANCHOR: {workload} -->\n{text}<!-- ANCHOR_END: {workload} -->"
+        );
+    }
+    let found = findings(records);
+    for &(name, missing) in FINDINGS {
+        let text = found
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(missing, |(_, t)| t.as_str());
+        let _ = writeln!(
+            out,
+            "\n<!-- ANCHOR: {name} -->\n{text}\n<!-- ANCHOR_END: {name} -->"
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use uring_book::bench::record::{Measured, Settings};
+
+    fn record(workload: &str, engine: &str, depth: u32, ops: u64) -> Record {
+        let m = Measured {
+            ops,
+            bytes: ops * 4096,
+            elapsed: Duration::from_secs(1),
+            ..Measured::default()
+        };
+        Record::new(
+            workload,
+            engine,
+            depth,
+            m,
+            Settings {
+                block_size: 4096,
+                ..Settings::default()
+            },
+        )
+    }
+
+    #[test]
+    fn ratios_compare_with_std_and_with_fio_at_the_same_depth() {
+        let records = vec![
+            record("rand-read-direct", "std", 1, 1000),
+            record("rand-read-direct", "io_uring", 32, 9000),
+            record("rand-read-direct", "fio-io_uring", 32, 10000),
+        ];
+        let table = &tables(&records)[0];
+        let uring = &table.rows[1];
+        assert_eq!(uring[0], "io_uring");
+        assert_eq!(uring[10], "9.00x"); // vs std
+        assert_eq!(uring[11], "0.90x"); // vs fio
+        assert!(table.context[0].starts_with("Machine: "));
+        let text = table.to_text();
+        assert!(text.contains("vs fio") && text.contains("9000"), "{text}");
+    }
+
+    #[test]
+    fn every_anchor_is_in_the_summary_even_for_an_empty_run() {
+        let md = summary_markdown(&[], "cmd");
+        for (name, _) in WORKLOADS.iter().chain(FINDINGS) {
+            assert!(md.contains(&format!("<!-- ANCHOR: {name} -->")), "{name}");
+            assert!(
+                md.contains(&format!("<!-- ANCHOR_END: {name} -->")),
+                "{name}"
+            );
+        }
+        assert!(md.contains("fio was not installed"));
+    }
+
+    #[test]
+    fn findings_quote_the_records() {
+        let records = vec![
+            record("rand-read-direct", "std", 1, 11000),
+            record("rand-read-direct", "io_uring", 1, 12000),
+            record("rand-read-direct", "io_uring", 32, 120000),
+            record("rand-read-direct", "fio-io_uring", 32, 126000),
+            record("rand-read-direct", "io_uring+eager", 32, 132300),
+        ];
+        let found = findings(&records);
+        let fio = &found.iter().find(|(n, _)| *n == "direct-fio").unwrap().1;
+        assert!(
+            fio.contains(
+                "at depth 32 fio did 126k IOPS, ours 120k (95 %), submitting each read at \
+                 once 132.3k (105 %)"
+            ),
+            "{fio}"
+        );
+        let best = &found.iter().find(|(n, _)| *n == "direct-best").unwrap().1;
+        assert!(best.contains("120k IOPS at depth 32, 10.9 times"), "{best}");
+    }
+}

@@ -1,0 +1,682 @@
+//! Exercise 6: the benchmark. io_uring against std, a pool of blocking
+//! threads and fio on files, and against tokio (epoll) and std threads on a
+//! TCP echo server, with tables, a JSON file of records and SVG charts.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use uring_book::bench::echo;
+use uring_book::bench::file::{self, UringOpts};
+use uring_book::bench::fio::{self, FioJob};
+use uring_book::bench::machine::{self, FileSystem};
+use uring_book::bench::record::{self, Measured, Record, Settings};
+use uring_book::bench::{plot, report};
+use uring_book::diagnose;
+
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "--quick uses a 32 MiB file and 0.25 s per point (under a minute \
+    on 2 cores); that is what `cargo run` (every exercise, debug build) runs. The default \
+    run uses a 256 MiB file and 2 s per point (under 5 minutes). Numbers from a debug \
+    build are not worth quoting: use `cargo run --release -- 6`."
+)]
+pub struct Args {
+    /// Small and short: a 32 MiB file, 0.25 s per point
+    #[arg(long)]
+    pub quick: bool,
+    /// Directory for the test files; it should be on a real disk, not tmpfs
+    #[arg(long, default_value = "/var/tmp")]
+    pub dir: PathBuf,
+    /// Size of the test file, such as 256M or 1G [default: 256M, --quick 32M]
+    #[arg(long, value_parser = parse_size)]
+    pub file_size: Option<u64>,
+    /// Seconds each measured point runs [default: 2, --quick 0.25]
+    #[arg(long)]
+    pub seconds: Option<f64>,
+    /// Queue depths of the io_uring random-read sweeps
+    #[arg(long, value_delimiter = ',', default_value = "1,4,16,32,128")]
+    pub depths: Vec<usize>,
+    /// Sizes of the pool of threads doing blocking preads
+    #[arg(long, value_delimiter = ',', default_value = "4,8,32")]
+    pub threads: Vec<usize>,
+    /// Workloads to run: seq, cached, direct, tmpfs, echo
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "seq,cached,direct,tmpfs,echo"
+    )]
+    pub workloads: Vec<Workload>,
+    /// Do not run fio beside our engines even if it is installed
+    #[arg(long)]
+    pub no_fio: bool,
+    /// Write the records of the run to this file, as one JSON array
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write SVG charts into this directory
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Write the tables and findings as Markdown to this file
+    #[arg(long)]
+    pub summary: Option<PathBuf>,
+    /// Do not measure: print tables, charts and summary of an earlier --json file
+    #[arg(long)]
+    pub from_json: Option<PathBuf>,
+    /// Connection counts of the echo workload
+    #[arg(long, value_delimiter = ',', default_value = "1,10,100,1000")]
+    pub conns: Vec<usize>,
+    /// Message sizes of the echo workload, in bytes
+    #[arg(long, value_delimiter = ',', default_value = "64,4096")]
+    pub sizes: Vec<usize>,
+    /// (internal) Be an echo server for the benchmark: tokio, std-threads, tokio-uring
+    #[arg(long, hide = true)]
+    pub serve: Option<String>,
+    /// (internal) Pin the echo server to this CPU
+    #[arg(long, hide = true)]
+    pub cpu: Option<usize>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    /// Sequential write, then read, of one large file
+    Seq,
+    /// Random 4 KiB reads from the page cache
+    Cached,
+    /// Random 4 KiB O_DIRECT reads from the device
+    Direct,
+    /// Random 4 KiB reads from a file on tmpfs (/dev/shm)
+    Tmpfs,
+    /// TCP echo on loopback
+    Echo,
+}
+
+/// `256M`, `1G`, `4096`, `64K`: bytes, with an optional binary suffix.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim().trim_end_matches("iB").trim_end_matches('B');
+    let (digits, shift) = match t.chars().last() {
+        Some('K' | 'k') => (&t[..t.len() - 1], 10),
+        Some('M' | 'm') => (&t[..t.len() - 1], 20),
+        Some('G' | 'g') => (&t[..t.len() - 1], 30),
+        _ => (t, 0),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size like 256M"))?;
+    let bytes = n << shift;
+    if bytes < file::BLOCK as u64 || bytes % file::BLOCK as u64 != 0 {
+        return Err(format!(
+            "'{text}': the file size must be a multiple of 4 KiB"
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Everything a step needs: the settings of the run and what it produced.
+struct Run {
+    dir: PathBuf,
+    fs: FileSystem,
+    path: PathBuf,
+    file_size: u64,
+    seconds: f64,
+    records: Vec<Record>,
+    notes: Vec<String>,
+}
+
+/// Chunks of the sequential workloads and how many io_uring keeps in flight.
+const SEQ_CHUNK: usize = 1 << 20;
+const SEQ_DEPTH: usize = 8;
+
+impl Run {
+    fn duration(&self) -> Duration {
+        Duration::from_secs_f64(self.seconds)
+    }
+
+    fn settings(&self, block_size: usize) -> Settings {
+        Settings {
+            block_size: block_size as u64,
+            file_size: self.file_size,
+            dir: self.dir.display().to_string(),
+            file_system: Some(self.fs.clone()),
+            seconds: self.seconds,
+            ..Settings::default()
+        }
+    }
+
+    fn push(
+        &mut self,
+        workload: &str,
+        engine: &str,
+        depth: usize,
+        m: Measured,
+        s: Settings,
+    ) {
+        self.records
+            .push(Record::new(workload, engine, depth as u32, m, s));
+    }
+}
+
+type Step = (String, Box<dyn FnOnce(&mut Run) -> anyhow::Result<()>>);
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    if let Some(engine) = &args.serve {
+        return echo::serve(engine, args.cpu);
+    }
+    if let Some(path) = &args.from_json {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("--from-json {}", path.display()))?;
+        let records = record::from_json(&text)
+            .with_context(|| format!("{} is not a file of records", path.display()))?;
+        return output(&records, args);
+    }
+    let fs = machine::file_system(&args.dir).map_err(|e| {
+        anyhow!("--dir {}: {}", args.dir.display(), diagnose::errno_text(&e))
+    })?;
+    let tmp = tempfile::Builder::new()
+        .prefix("uring-bench")
+        .tempdir_in(&args.dir)
+        .map_err(|e| {
+            anyhow!("--dir {}: {}", args.dir.display(), diagnose::errno_text(&e))
+        })?;
+    // Refuse a run that could never finish before spending time on it.
+    let probe = io_uring::IoUring::new(2).map_err(diagnose::setup)?;
+    drop(probe);
+    let mut run = Run {
+        dir: args.dir.clone(),
+        path: tmp.path().join("data"),
+        fs,
+        file_size: args.file_size.unwrap_or(if args.quick {
+            32 << 20
+        } else {
+            256 << 20
+        }),
+        seconds: args.seconds.unwrap_or(if args.quick { 0.25 } else { 2.0 }),
+        records: Vec::new(),
+        notes: Vec::new(),
+    };
+    if !(run.seconds > 0.0 && run.seconds <= 600.0) {
+        bail!("--seconds {} is not between 0 and 600", run.seconds);
+    }
+    let fio = !args.no_fio && fio::available();
+    if !args.no_fio && !fio {
+        run.notes.push(
+            "fio is not on PATH, so there is no fio column (install it: apt-get install -y fio)"
+                .into(),
+        );
+    }
+    let steps = plan(args, &mut run, fio)?;
+    let bar = ProgressBar::new(steps.len() as u64).with_style(
+        ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} {msg}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    for (label, step) in steps {
+        bar.set_message(label);
+        step(&mut run)?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    for note in &run.notes {
+        println!("note: {note}");
+    }
+    output(&run.records, args)
+}
+
+/// The steps of the run, in order, so that the progress bar knows how many.
+fn plan(args: &Args, run: &mut Run, fio: bool) -> anyhow::Result<Vec<Step>> {
+    let wants = |w| args.workloads.contains(&w);
+    let mut steps: Vec<Step> = Vec::new();
+    let any_file =
+        wants(Workload::Seq) || wants(Workload::Cached) || wants(Workload::Direct);
+    if any_file && !wants(Workload::Seq) {
+        steps.push(step("writing the test file", |r| {
+            file::seq_write_uring(&r.path, r.file_size, SEQ_CHUNK, SEQ_DEPTH).map(drop)
+        }));
+    }
+    if wants(Workload::Seq) {
+        steps.push(step("sequential write, std", |r| {
+            let m = file::seq_write_std(&r.path, r.file_size, SEQ_CHUNK)?;
+            r.push("seq-write", "std", 1, m, r.settings(SEQ_CHUNK));
+            Ok(())
+        }));
+        steps.push(step("sequential write, io_uring", |r| {
+            let m = file::seq_write_uring(&r.path, r.file_size, SEQ_CHUNK, SEQ_DEPTH)?;
+            r.push("seq-write", "io_uring", SEQ_DEPTH, m, r.settings(SEQ_CHUNK));
+            Ok(())
+        }));
+        steps.push(step("sequential read, std", |r| {
+            file::evict(&r.path)?;
+            let m = file::seq_read_std(&r.path, SEQ_CHUNK)?;
+            r.push("seq-read", "std", 1, m, r.settings(SEQ_CHUNK));
+            Ok(())
+        }));
+        steps.push(step("sequential read, io_uring", |r| {
+            file::evict(&r.path)?;
+            let m = file::seq_read_uring(&r.path, SEQ_CHUNK, SEQ_DEPTH)?;
+            r.push("seq-read", "io_uring", SEQ_DEPTH, m, r.settings(SEQ_CHUNK));
+            Ok(())
+        }));
+    }
+    if wants(Workload::Cached) {
+        random_reads(&mut steps, args, "rand-read-cached", false, fio);
+    }
+    if wants(Workload::Direct) {
+        let o_direct = machine::supports_o_direct(&run.dir)?;
+        match machine::direct_io_obstacle(&run.fs, o_direct) {
+            Some(why) if args.workloads == [Workload::Direct] => bail!("{why}"),
+            Some(why) => run.notes.push(format!("no O_DIRECT workload: {why}")),
+            None => random_reads(&mut steps, args, "rand-read-direct", true, fio),
+        }
+    }
+    if wants(Workload::Tmpfs) {
+        let shm = Path::new("/dev/shm");
+        match machine::file_system(shm) {
+            Ok(fs) if fs.is_tmpfs() => tmpfs_reads(&mut steps, fs, fio),
+            _ => run
+                .notes
+                .push("no tmpfs workload: /dev/shm is not a tmpfs here".into()),
+        }
+    }
+    if wants(Workload::Echo) {
+        echo_steps(&mut steps, args, &mut run.notes)?;
+    }
+    Ok(steps)
+}
+
+fn step(label: &str, f: impl FnOnce(&mut Run) -> anyhow::Result<()> + 'static) -> Step {
+    (label.to_string(), Box::new(f))
+}
+
+/// Random reads of the test file: std, (for O_DIRECT) a thread pool, io_uring
+/// across the depths, with registered buffers, with SQPOLL, and fio.
+fn random_reads(
+    steps: &mut Vec<Step>,
+    args: &Args,
+    workload: &'static str,
+    direct: bool,
+    fio: bool,
+) {
+    let what = if direct { "O_DIRECT" } else { "page cache" };
+    steps.push(step(&format!("random reads, {what}, std"), move |r| {
+        if direct {
+            file::evict(&r.path)?;
+        } else {
+            file::warm(&r.path)?;
+        }
+        let f = file::open_for_reads(&r.path, direct)?;
+        let m = file::rand_read_threads(&f, 1, r.duration(), 1)?;
+        let s = Settings {
+            o_direct: direct,
+            threads: 1,
+            nowait_reads: Some(file::supports_nowait_reads(&r.path)?),
+            ..r.settings(file::BLOCK)
+        };
+        r.push(workload, "std", 1, m, s);
+        Ok(())
+    }));
+    if direct {
+        for &threads in &args.threads {
+            steps.push(step(
+                &format!("random reads, {what}, {threads} threads"),
+                move |r| {
+                    let f = file::open_for_reads(&r.path, direct)?;
+                    let m = file::rand_read_threads(&f, threads, r.duration(), 2)?;
+                    let s = Settings {
+                        o_direct: direct,
+                        threads: threads as u32,
+                        ..r.settings(file::BLOCK)
+                    };
+                    r.push(workload, "threads", threads, m, s);
+                    Ok(())
+                },
+            ));
+        }
+    }
+    let plain = |depth| UringOpts {
+        depth,
+        ..UringOpts::default()
+    };
+    let mut variants: Vec<(&str, UringOpts)> = Vec::new();
+    for &depth in &args.depths {
+        variants.push(("io_uring", plain(depth)));
+    }
+    for &depth in &args.depths {
+        if !direct || depth == 32 {
+            variants.push((
+                "io_uring+fixed",
+                UringOpts {
+                    fixed: true,
+                    ..plain(depth)
+                },
+            ));
+        }
+    }
+    for depth in [1, 32] {
+        if !direct || depth == 32 {
+            variants.push((
+                "io_uring+sqpoll",
+                UringOpts {
+                    sqpoll: true,
+                    ..plain(depth)
+                },
+            ));
+        }
+    }
+    for (engine, opts) in variants {
+        let label = format!("random reads, {what}, {engine}, depth {}", opts.depth);
+        // The plain engine is measured beside fio where fio runs the same
+        // thing, and (for the device) beside its own eager variant.
+        let with_fio = fio && engine == "io_uring" && (direct || opts.depth == 1);
+        let with_eager = direct && engine == "io_uring";
+        steps.push(step(&label, move |r| {
+            let f = file::open_for_reads(&r.path, direct)?;
+            let s = Settings {
+                o_direct: direct,
+                fixed: opts.fixed,
+                sqpoll: opts.sqpoll,
+                threads: 1,
+                ..r.settings(file::BLOCK)
+            };
+            if !with_fio && !with_eager {
+                let m = file::rand_read_uring(&f, opts, r.duration(), 3)?;
+                r.push(workload, engine, opts.depth, m, s);
+                return Ok(());
+            }
+            if !direct {
+                file::warm(&r.path)?;
+            }
+            // Each engine runs twice for half the time, in mirrored order
+            // (ours, eager, fio, fio, eager, ours): a device that speeds up or
+            // slows down over the seconds favours none of them.
+            let half = r.duration() / 2;
+            let path = r.path.clone();
+            let job =
+                fio_job(&path, r.file_size, "io_uring", opts.depth, 1, direct, half);
+            let eager = UringOpts {
+                eager: true,
+                ..opts
+            };
+            let batched_1 = file::rand_read_uring(&f, opts, half, 3)?;
+            let eager_1 = with_eager.then(|| file::rand_read_uring(&f, eager, half, 5));
+            let fio_runs = if with_fio {
+                vec![fio::run(&job)?, fio::run(&job)?]
+            } else {
+                vec![]
+            };
+            let eager_2 = with_eager.then(|| file::rand_read_uring(&f, eager, half, 6));
+            let batched_2 = file::rand_read_uring(&f, opts, half, 4)?;
+            r.push(
+                workload,
+                engine,
+                opts.depth,
+                batched_1.merge(batched_2),
+                s.clone(),
+            );
+            if let (Some(a), Some(b)) = (eager_1, eager_2) {
+                r.push(workload, "io_uring+eager", opts.depth, a?.merge(b?), s);
+            }
+            if with_fio {
+                let fio_result = fio::FioResult::combine(&fio_runs);
+                let rec =
+                    fio_record(workload, &job, &fio_result, r.settings(file::BLOCK));
+                r.records.push(rec);
+            }
+            Ok(())
+        }));
+    }
+    if fio {
+        let mut jobs = vec![(1, 1)];
+        if direct {
+            jobs.push((1, 8));
+        }
+        for (iodepth, numjobs) in jobs {
+            let label = format!("random reads, {what}, fio psync x{numjobs}");
+            steps.push(step(&label, move |r| {
+                if !direct {
+                    file::warm(&r.path)?;
+                }
+                let path = r.path.clone();
+                let job = fio_job(
+                    &path,
+                    r.file_size,
+                    "psync",
+                    iodepth,
+                    numjobs,
+                    direct,
+                    r.duration(),
+                );
+                let res = fio::run(&job)?;
+                let rec = fio_record(workload, &job, &res, r.settings(file::BLOCK));
+                r.records.push(rec);
+                Ok(())
+            }));
+        }
+    }
+}
+
+fn fio_job<'a>(
+    path: &'a Path,
+    file_size: u64,
+    ioengine: &'a str,
+    iodepth: usize,
+    numjobs: usize,
+    direct: bool,
+    runtime: Duration,
+) -> FioJob<'a> {
+    FioJob {
+        file: path,
+        file_size,
+        ioengine,
+        iodepth: iodepth as u32,
+        numjobs: numjobs as u32,
+        direct,
+        runtime,
+    }
+}
+
+/// A record of what fio measured, with fio's own percentiles (it reports a
+/// histogram, not samples) and the command that ran it.
+fn fio_record(
+    workload: &str,
+    job: &FioJob,
+    res: &fio::FioResult,
+    settings: Settings,
+) -> Record {
+    let cpu = job.numjobs as f64 * res.cpu_percent / 100.0 * res.runtime.as_secs_f64();
+    let m = Measured {
+        ops: res.ios,
+        bytes: res.ios * file::BLOCK as u64,
+        elapsed: res.runtime,
+        cpu: Some(Duration::from_secs_f64(cpu)),
+        ..Measured::default()
+    };
+    let engine = format!("fio-{}", job.ioengine);
+    let depth = if job.numjobs > 1 {
+        job.numjobs
+    } else {
+        job.iodepth
+    };
+    let s = Settings {
+        o_direct: job.direct,
+        threads: job.numjobs,
+        command: Some(job.command()),
+        ..settings
+    };
+    let mut rec = Record::new(workload, &engine, depth, m, s);
+    rec.p50_us = Some(res.p50_us);
+    rec.p99_us = Some(res.p99_us);
+    rec.mb_per_s = res.mb_per_s;
+    rec.ops_per_s = res.iops;
+    rec
+}
+
+/// The tmpfs workload: why io_uring can lose where there is no device.
+fn tmpfs_reads(steps: &mut Vec<Step>, fs: FileSystem, fio: bool) {
+    steps.push(step("random reads, tmpfs, std and io_uring", move |r| {
+        let dir = tempfile::Builder::new()
+            .prefix("uring-bench")
+            .tempdir_in(&fs.mount_point)?;
+        let path = dir.path().join("data");
+        let size = r.file_size.min(256 << 20);
+        file::seq_write_std(&path, size, SEQ_CHUNK)?;
+        let f = file::open_for_reads(&path, false)?;
+        let s = Settings {
+            nowait_reads: Some(file::supports_nowait_reads(&path)?),
+            dir: fs.mount_point.clone(),
+            file_system: Some(fs.clone()),
+            file_size: size,
+            threads: 1,
+            ..r.settings(file::BLOCK)
+        };
+        let m = file::rand_read_threads(&f, 1, r.duration(), 1)?;
+        r.push("rand-read-tmpfs", "std", 1, m, s.clone());
+        for depth in [1, 32] {
+            let opts = UringOpts {
+                depth,
+                ..UringOpts::default()
+            };
+            let m = file::rand_read_uring(&f, opts, r.duration(), 3)?;
+            r.push("rand-read-tmpfs", "io_uring", depth, m, s.clone());
+        }
+        if fio {
+            for ioengine in ["psync", "io_uring"] {
+                let job = fio_job(&path, size, ioengine, 1, 1, false, r.duration());
+                let res = fio::run(&job)?;
+                r.records
+                    .push(fio_record("rand-read-tmpfs", &job, &res, s.clone()));
+            }
+        }
+        Ok(())
+    }));
+}
+
+/// The echo workload: chapter 5's client against each server, started as a
+/// process of its own, at each connection count and message size. The three
+/// servers run back to back at each load, so they meet the same machine.
+fn echo_steps(
+    steps: &mut Vec<Step>,
+    args: &Args,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("the path of this program")?;
+    let perf = echo::perf_available();
+    if !perf {
+        notes.push(
+            "perf is not available (not on PATH, or tracepoints not readable), so the echo \
+             servers' system calls and context switches are not counted"
+                .into(),
+        );
+    }
+    // Client and server on a CPU each, the first two this process may use.
+    let cpus = echo::allowed_cpus();
+    let (client_cpu, server_cpu) = match cpus[..] {
+        [a, b, ..] => (Some(a), Some(b)),
+        _ => (None, None),
+    };
+    // Each connection is a descriptor in the client and one in the server.
+    let nofile = uring_book::system::raise_nofile_limit()?;
+    // The load where the chapter looks inside the servers with a profiler.
+    let profiled = (100, 4096);
+    for &size in &args.sizes {
+        for &conns in &args.conns {
+            if conns as u64 + 64 > nofile {
+                notes.push(format!(
+                    "no echo point at {conns} connections: the file descriptor limit is \
+                     {nofile} (raise it with `ulimit -n`)"
+                ));
+                continue;
+            }
+            for engine in ECHO_SERVERS {
+                let exe = exe.clone();
+                let label = format!("echo, {engine}, {conns} connections, {size} B");
+                steps.push(step(&label, move |r| {
+                    let client: echo::Client = &echo::chapter5_client;
+                    let start =
+                        |perf| echo::ServerProcess::start(&exe, engine, server_cpu, perf);
+                    let load = |seconds: f64, server: &echo::ServerProcess| echo::Load {
+                        addr: server.addr,
+                        conns,
+                        size,
+                        duration: Duration::from_secs_f64(seconds),
+                    };
+                    // Throughput, latency and CPU come from a run without perf, whose
+                    // tracepoint on every system call would tax the engine that makes
+                    // more of them; a second, shorter run under perf counts them.
+                    let server = start(false)?;
+                    let l = load(r.seconds, &server);
+                    let mut rec = echo::measure(
+                        server, engine, l, client, client_cpu, r.seconds, false,
+                    )?;
+                    if perf {
+                        let server = start(true)?;
+                        let secs = r.seconds.min(1.0);
+                        let profile = (conns, size) == profiled;
+                        let l = load(secs, &server);
+                        let counted = echo::measure(
+                            server, engine, l, client, client_cpu, secs, profile,
+                        )?;
+                        rec.syscalls_per_op = counted.syscalls_per_op;
+                        rec.ctx_switches_per_op = counted.ctx_switches_per_op;
+                        rec.hottest = counted.hottest;
+                    }
+                    r.records.push(rec);
+                    Ok(())
+                }));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The echo servers, in the order the tables show them.
+const ECHO_SERVERS: [&str; 4] =
+    ["tokio-uring", "tokio-uring+coop", "tokio", "std-threads"];
+
+/// Tables on stdout, and the files asked for.
+fn output(records: &[Record], args: &Args) -> anyhow::Result<()> {
+    for table in report::tables(records) {
+        println!("{}", table.to_text());
+    }
+    for (_, text) in report::findings(records) {
+        println!("{text}");
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, record::to_json(records) + "\n")
+            .with_context(|| format!("--json {}", path.display()))?;
+    }
+    if let Some(dir) = &args.plot {
+        plot::write_all(records, dir)?;
+    }
+    if let Some(path) = &args.summary {
+        std::fs::write(path, report::summary_markdown(records, &command_line()))
+            .with_context(|| format!("--summary {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The command that made this run, as a reader would type it.
+fn command_line() -> String {
+    let cargo = if cfg!(debug_assertions) {
+        "cargo run --"
+    } else {
+        "cargo run --release --"
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    format!("{cargo} {}", args.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_take_binary_suffixes() {
+        assert_eq!(parse_size("256M"), Ok(256 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_size("64KiB"), Ok(64 << 10));
+        assert_eq!(parse_size("8192"), Ok(8192));
+        assert!(parse_size("1000").is_err());
+        assert!(parse_size("lots").is_err());
+    }
+}

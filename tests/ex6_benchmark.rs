@@ -1,0 +1,263 @@
+//! Exercise 6, the benchmark, run as a user runs it: a tiny run of every
+//! workload, checked for sane results (never for speed), and its errors.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use uring_book::bench::echo::{perf_available, process_cpu_time, ServerProcess};
+use uring_book::bench::record::{from_json, Record};
+
+const EXE: &str = env!("CARGO_BIN_EXE_uring-book");
+
+fn run(args: &[&str]) -> Output {
+    Command::new(EXE).arg("6").args(args).output().unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A directory on the disk that holds the build, not tmpfs.
+fn disk_dir() -> tempfile::TempDir {
+    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
+}
+
+#[test]
+fn a_tiny_run_of_the_file_workloads_writes_sane_records_charts_and_summary() {
+    let dir = disk_dir();
+    let json = dir.path().join("run.json");
+    let plots = dir.path().join("plots");
+    let summary = dir.path().join("summary.md");
+    let out = run(&[
+        "--file-size=1M",
+        "--seconds=0.05",
+        "--depths=1,8",
+        "--threads=2",
+        "--workloads=seq,cached,direct,tmpfs",
+        "--no-fio",
+        "--dir",
+        dir.path().to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+        "--plot",
+        plots.to_str().unwrap(),
+        "--summary",
+        summary.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let records = from_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let has = |w: &str, e: &str| records.iter().any(|r| r.workload == w && r.engine == e);
+    for (w, e) in [
+        ("seq-write", "std"),
+        ("seq-write", "io_uring"),
+        ("seq-read", "std"),
+        ("seq-read", "io_uring"),
+        ("rand-read-cached", "std"),
+        ("rand-read-cached", "io_uring"),
+        ("rand-read-cached", "io_uring+fixed"),
+        ("rand-read-cached", "io_uring+sqpoll"),
+    ] {
+        assert!(has(w, e), "no {w} {e} record");
+    }
+    for r in &records {
+        assert!(r.ops > 0 && r.ops_per_s > 0.0, "{r:?}");
+        assert!(r.p50_us.unwrap() <= r.p99_us.unwrap(), "{r:?}");
+        assert!(r.machine.cpus >= 1 && !r.machine.kernel.is_empty());
+        if r.workload.starts_with("seq") {
+            // Every byte of the 1 MiB file moved, in 1 MiB requests.
+            assert_eq!(r.ops, 1);
+            assert!((r.mb_per_s - 1.048576 / r.elapsed_s).abs() < 1e-6, "{r:?}");
+        } else {
+            assert!(
+                (r.mb_per_s - r.ops_per_s * 4096.0 / 1e6).abs() < 1e-6,
+                "{r:?}"
+            );
+        }
+    }
+    let depths: Vec<u32> = records
+        .iter()
+        .filter(|r| r.workload == "rand-read-cached" && r.engine == "io_uring")
+        .map(|r| r.queue_depth)
+        .collect();
+    assert_eq!(depths, [1, 8]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("Machine: ") && stdout.contains("File system: "),
+        "{stdout}"
+    );
+    let svg = std::fs::read_to_string(plots.join("rand-read-cached-iops.svg")).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("io_uring+fixed"));
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(md.contains("<!-- ANCHOR: rand-read-cached -->"), "{md}");
+    assert!(md.contains("| engine | depth |"), "{md}");
+    // The tables come back from the JSON alone, without measuring again.
+    let again = run(&["--from-json", json.to_str().unwrap()]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(String::from_utf8_lossy(&again.stdout), stdout);
+}
+
+#[test]
+fn a_directory_that_does_not_exist_is_one_line_and_exit_1() {
+    let out = run(&["--dir", "/no/such/dir", "--no-fio"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("error: --dir /no/such/dir: ENOENT"),
+        "{err}"
+    );
+}
+
+#[test]
+fn asking_for_o_direct_reads_on_tmpfs_says_why_not() {
+    if !Path::new("/dev/shm").is_dir() {
+        return;
+    }
+    let out = run(&["--dir", "/dev/shm", "--workloads", "direct", "--no-fio"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("tmpfs") && err.contains("--dir"), "{err}");
+}
+
+#[test]
+fn a_bad_size_is_a_usage_error() {
+    let out = run(&["--file-size", "lots"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr(&out).lines().count(), 1);
+}
+
+/// The servers the benchmark starts: a process each, found by the address
+/// it prints, echoing every byte, its CPU time readable while it runs.
+#[test]
+fn echo_server_processes_echo_every_byte() {
+    for engine in ["tokio", "std-threads"] {
+        let server = ServerProcess::start(Path::new(EXE), engine, None, false).unwrap();
+        let mut conns: Vec<TcpStream> = (0..3)
+            .map(|_| TcpStream::connect(server.addr).unwrap())
+            .collect();
+        for (i, conn) in conns.iter_mut().enumerate() {
+            conn.set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let msg: Vec<u8> = (0..4096).map(|j| (i * 7 + j) as u8).collect();
+            conn.write_all(&msg).unwrap();
+            let mut back = vec![0u8; msg.len()];
+            conn.read_exact(&mut back).unwrap();
+            assert!(back == msg, "{engine}: the echo differs");
+        }
+        process_cpu_time(server.pid()).unwrap();
+        assert_eq!(server.finish().unwrap(), None);
+    }
+}
+
+/// Under perf, the counts come from the server's process alone and cover
+/// the threads it starts after perf is enabled.
+#[test]
+fn perf_counts_the_system_calls_of_a_server() {
+    if !perf_available() {
+        return; // perf is optional: the benchmark says so and counts nothing
+    }
+    let mut server =
+        ServerProcess::start(Path::new(EXE), "std-threads", None, true).unwrap();
+    server.enable_counting().unwrap();
+    let mut conn = TcpStream::connect(server.addr).unwrap();
+    for _ in 0..10 {
+        conn.write_all(b"0123456789").unwrap();
+        let mut back = [0u8; 10];
+        conn.read_exact(&mut back).unwrap();
+    }
+    drop(conn);
+    std::thread::sleep(Duration::from_millis(50));
+    server.disable_counting().unwrap();
+    let counts = server.finish().unwrap().unwrap();
+    // At least accept, and a read and a write per message, on a new thread.
+    assert!(counts.syscalls >= 21, "{counts:?}");
+    assert!(counts.context_switches >= 1, "{counts:?}");
+}
+
+#[test]
+fn records_in_the_reference_run_have_the_promised_fields() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("book/src/bench/reference.json");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        panic!("{} is missing: run scripts/regen-output.sh", path.display());
+    };
+    let records: Vec<Record> = from_json(&text).unwrap();
+    assert!(!records.is_empty());
+    assert!(records.iter().all(|r| r.ops > 0 && !r.engine.is_empty()));
+}
+
+/// A tiny echo sweep through the benchmark itself: every server started as
+/// its own process, chapter 5's client checking every echoed byte.
+#[test]
+fn a_tiny_echo_run_measures_every_server() {
+    let dir = disk_dir();
+    let json = dir.path().join("echo.json");
+    let out = run(&[
+        "--workloads=echo",
+        "--conns=3",
+        "--sizes=64",
+        "--seconds=0.1",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let records = from_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let engines: Vec<&str> = records.iter().map(|r| r.engine.as_str()).collect();
+    assert_eq!(
+        engines,
+        ["tokio-uring", "tokio-uring+coop", "tokio", "std-threads"]
+    );
+    for r in &records {
+        assert_eq!((r.workload.as_str(), r.queue_depth), ("echo", 3));
+        assert!(r.ops > 0 && r.cpu_us_per_op.is_some(), "{r:?}");
+        assert!(
+            (r.mb_per_s - r.ops_per_s * 64.0 / 1e6).abs() < 1e-6,
+            "{r:?}"
+        );
+    }
+}
+
+/// With io_uring blocked by a seccomp filter (as Docker's default profile
+/// does), the benchmark stops at once with the reason, in one line.
+#[test]
+fn io_uring_blocked_by_seccomp_is_one_line_and_exit_1() {
+    use std::collections::BTreeMap;
+    use std::os::unix::process::CommandExt;
+
+    use seccompiler::{BpfProgram, SeccompAction, SeccompFilter};
+
+    let arch = std::env::consts::ARCH.try_into().unwrap();
+    let rules = BTreeMap::from([(libc::SYS_io_uring_setup, vec![])]);
+    let filter = SeccompFilter::new(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EPERM as u32),
+        arch,
+    )
+    .unwrap();
+    let program: BpfProgram = filter.try_into().unwrap();
+    let dir = disk_dir();
+    let mut cmd = Command::new(EXE);
+    cmd.args(["6", "--workloads=cached", "--no-fio", "--dir"])
+        .arg(dir.path());
+    // SAFETY: apply_filter makes two system calls (prctl, seccomp) and
+    // allocates nothing, which is all a child may do before exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            seccompiler::apply_filter(&program).map_err(std::io::Error::other)
+        });
+    }
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("error: io_uring_setup failed with EPERM"),
+        "{err}"
+    );
+    assert!(err.contains("seccomp"), "{err}");
+}
