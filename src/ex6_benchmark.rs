@@ -19,9 +19,9 @@ use uring_book::diagnose;
 #[derive(clap::Args, Debug)]
 #[command(
     after_help = "--quick uses a 32 MiB file and 0.25 s per point (under a minute \
-    on 2 cores); that is what `cargo run` (every exercise, debug build) runs. The default \
-    run uses a 256 MiB file and 2 s per point (under 5 minutes). Numbers from a debug \
-    build are not worth quoting: use `cargo run --release -- 6`."
+    on 2 cores);\nthat is what `cargo run` (every exercise, debug build) runs. The \
+    default run uses\na 256 MiB file and 2 s per point (under 5 minutes). Numbers \
+    from a debug build are\nnot worth quoting: use `cargo run --release -- 6`."
 )]
 pub struct Args {
     /// Small and short: a 32 MiB file, 0.25 s per point
@@ -105,7 +105,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .parse()
         .map_err(|_| format!("'{text}' is not a size like 256M"))?;
     let bytes = n << shift;
-    if bytes < file::BLOCK as u64 || bytes % file::BLOCK as u64 != 0 {
+    if bytes < file::BLOCK as u64 || !bytes.is_multiple_of(file::BLOCK as u64) {
         return Err(format!(
             "'{text}': the file size must be a multiple of 4 KiB"
         ));
