@@ -39,6 +39,10 @@ impl FioJob<'_> {
             "--group_reporting".into(),
             "--time_based".into(),
             format!("--runtime={}ms", self.runtime.as_millis()),
+            // Total latency, submission included, as our engines measure it:
+            // fio's default percentiles are of completion latency (clat) only,
+            // which at depth 1 on the page cache is close to zero.
+            "--lat_percentiles=1".into(),
             // json+ adds the latency histogram ("bins") to the report.
             "--output-format=json+".into(),
         ]
@@ -148,7 +152,14 @@ pub fn parse(report: &str) -> anyhow::Result<FioResult> {
     let num = |v: &Value, what: &str| {
         v.as_f64().with_context(|| format!("fio JSON: no {what}"))
     };
-    let pct = |p: &str| num(&read["clat_ns"]["percentile"][p], p).map(|ns| ns / 1000.0);
+    // "lat_ns" (submission to completion) when fio ran with --lat_percentiles=1,
+    // else "clat_ns" (completion only), as in reports of other fio commands.
+    let lat = if read["lat_ns"]["percentile"].is_object() {
+        &read["lat_ns"]
+    } else {
+        &read["clat_ns"]
+    };
+    let pct = |p: &str| num(&lat["percentile"][p], p).map(|ns| ns / 1000.0);
     Ok(FioResult {
         iops: num(&read["iops"], "read.iops")?,
         // fio's "bw" is in KiB/s.
@@ -158,7 +169,7 @@ pub fn parse(report: &str) -> anyhow::Result<FioResult> {
         cpu_percent: num(&job["usr_cpu"], "usr_cpu")? + num(&job["sys_cpu"], "sys_cpu")?,
         runtime: Duration::from_millis(num(&read["runtime"], "read.runtime")? as u64),
         ios: num(&read["total_ios"], "read.total_ios")? as u64,
-        bins: read["clat_ns"]["bins"]
+        bins: lat["bins"]
             .as_object()
             .map(|bins| {
                 let mut bins: Vec<(u64, u64)> = bins
@@ -217,6 +228,24 @@ mod tests {
         assert_eq!(r.runtime, Duration::from_millis(2001));
         assert_eq!(r.ios, 251904);
         assert_eq!(r.bins, [(246784, 249385), (481280, 2519)]);
+    }
+
+    /// With --lat_percentiles=1 fio also reports total latency; that is the
+    /// one to compare with ours, which includes the submission.
+    #[test]
+    fn total_latency_is_preferred_to_completion_latency() {
+        let with_total = REPORT.replace(
+            r#""clat_ns" : {"#,
+            r#""lat_ns" : {
+          "percentile" : { "50.000000" : 250000, "99.000000" : 500000 },
+          "bins" : { "250000" : 10 }
+        },
+        "clat_ns" : {"#,
+        );
+        let r = parse(&with_total).unwrap();
+        assert_eq!(r.p50_us, 250.0);
+        assert_eq!(r.p99_us, 500.0);
+        assert_eq!(r.bins, [(250000, 10)]);
     }
 
     #[test]
