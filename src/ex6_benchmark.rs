@@ -235,14 +235,18 @@ fn plan(args: &Args, run: &mut Run, fio: bool) -> anyhow::Result<Vec<Step>> {
         }));
     }
     if wants(Workload::Seq) {
-        steps.push(step("sequential write, std", |r| {
-            let m = file::seq_write_std(&r.path, r.file_size, SEQ_CHUNK)?;
-            r.push("seq-write", "std", 1, m, r.settings(SEQ_CHUNK));
-            Ok(())
-        }));
-        steps.push(step("sequential write, io_uring", |r| {
-            let m = file::seq_write_uring(&r.path, r.file_size, SEQ_CHUNK, SEQ_DEPTH)?;
-            r.push("seq-write", "io_uring", SEQ_DEPTH, m, r.settings(SEQ_CHUNK));
+        // Each engine writes the file twice, in mirrored order (std, io_uring,
+        // io_uring, std), so that neither is always the one that creates the
+        // file or always meets the device after the other's writes.
+        steps.push(step("sequential write, std and io_uring", |r| {
+            let (size, path) = (r.file_size, r.path.clone());
+            let std_1 = file::seq_write_std(&path, size, SEQ_CHUNK)?;
+            let uring_1 = file::seq_write_uring(&path, size, SEQ_CHUNK, SEQ_DEPTH)?;
+            let uring_2 = file::seq_write_uring(&path, size, SEQ_CHUNK, SEQ_DEPTH)?;
+            let std_2 = file::seq_write_std(&path, size, SEQ_CHUNK)?;
+            let s = r.settings(SEQ_CHUNK);
+            r.push("seq-write", "std", 1, std_1.merge(std_2), s.clone());
+            r.push("seq-write", "io_uring", SEQ_DEPTH, uring_1.merge(uring_2), s);
             Ok(())
         }));
         steps.push(step("sequential read, std", |r| {
@@ -605,9 +609,21 @@ fn echo_steps(
                     // more of them; a second, shorter run under perf counts them.
                     let server = start(false)?;
                     let l = load(r.seconds, &server);
+                    // The server's CPU time is taken around the client's call:
+                    // time the same call, for the share of a CPU it used.
+                    let wall = std::cell::Cell::new(Duration::ZERO);
+                    let timed = |l: &echo::Load| {
+                        let started = std::time::Instant::now();
+                        let outcome = client(l);
+                        wall.set(started.elapsed());
+                        outcome
+                    };
                     let mut rec = echo::measure(
-                        server, engine, l, client, client_cpu, r.seconds, false,
+                        server, engine, l, &timed, client_cpu, r.seconds, false,
                     )?;
+                    rec.server_cpu_share = rec.cpu_us_per_op.map(|us| {
+                        us * rec.ops as f64 / 1e6 / wall.get().as_secs_f64().max(1e-9)
+                    });
                     if perf {
                         let server = start(true)?;
                         let secs = r.seconds.min(1.0);

@@ -112,9 +112,11 @@ pub fn evict(path: &Path) -> anyhow::Result<()> {
 }
 
 /// Whether the file can be read without blocking: preadv2(2) with
-/// RWF_NOWAIT fails with EOPNOTSUPP when its file system does not offer
-/// non-blocking buffered reads. io_uring asks for the same thing first
-/// (IOCB_NOWAIT) and hands a read it cannot get that way to an io-wq thread.
+/// RWF_NOWAIT fails with EOPNOTSUPP when the file is not opened with
+/// FMODE_NOWAIT (tmpfs, on every kernel since 4.14). Since Linux 6.5 io_uring
+/// decides the same way: a buffered read of a file without FMODE_NOWAIT goes
+/// straight to an io-wq thread. Before 6.5 io_uring tried such reads inline
+/// anyway, so the probe predicts io_uring's behaviour from 6.5 on only.
 pub fn supports_nowait_reads(path: &Path) -> anyhow::Result<bool> {
     // Buffered, whatever the workload uses: O_DIRECT would want aligned buffers.
     let file = File::open(path)?;
@@ -509,14 +511,15 @@ fn uring_random(
     let mut done = Vec::with_capacity(depth);
     while in_flight > 0 {
         if opts.sqpoll {
-            // The kernel thread picks up new entries by itself; a syscall is
-            // needed only to wake it up. Wait by watching the completion queue.
-            if ring.submission().need_wakeup() {
+            // The kernel thread picks up new entries by itself. We enter the
+            // kernel only to wake it when it sleeps, or to wait when no
+            // completion is there yet, as liburing's io_uring_wait_cqe does.
+            if ring.completion().is_empty() {
+                ring.submit_and_wait(1)?;
                 syscalls += 1;
-            }
-            ring.submit()?;
-            while ring.completion().is_empty() {
-                std::hint::spin_loop();
+            } else if ring.submission().need_wakeup() {
+                ring.submit()?;
+                syscalls += 1;
             }
         } else {
             ring.submit_and_wait(1)?;

@@ -53,6 +53,13 @@ pub struct FileSystem {
     pub device: String,
     /// Where it is mounted.
     pub mount_point: String,
+    /// The device's I/O scheduler (`/sys/block/DEV/queue/scheduler`, the
+    /// one in brackets); `None` without a block device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduler: Option<String>,
+    /// The device's readahead window in KiB (`queue/read_ahead_kb`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_ahead_kb: Option<u64>,
 }
 
 impl FileSystem {
@@ -62,10 +69,17 @@ impl FileSystem {
     }
 
     pub fn describe(&self) -> String {
-        format!(
+        let mut text = format!(
             "{} on {} (mounted at {})",
             self.kind, self.device, self.mount_point
-        )
+        );
+        if let Some(s) = &self.scheduler {
+            text += &format!(", I/O scheduler {s}");
+        }
+        if let Some(kb) = self.read_ahead_kb {
+            text += &format!(", read_ahead_kb {kb}");
+        }
+        text
     }
 }
 
@@ -104,11 +118,32 @@ pub fn file_system(dir: &Path) -> io::Result<FileSystem> {
         .find(|(m, _)| *m == magic)
         .map_or_else(|| format!("fs-{magic:#x}"), |(_, name)| name.to_string());
     let (device, mount_point) = mount_of(dir).unwrap_or_else(|| ("?".into(), "?".into()));
+    let queue = queue_dir(&device);
+    let read = |name: &str| fs::read_to_string(queue.as_ref()?.join(name)).ok();
     Ok(FileSystem {
         kind,
+        scheduler: read("scheduler").and_then(|s| selected_scheduler(&s)),
+        read_ahead_kb: read("read_ahead_kb").and_then(|s| s.trim().parse().ok()),
         device,
         mount_point,
     })
+}
+
+/// `/sys/block/DEV/queue` of a mounted device such as `/dev/vda` or, for a
+/// partition (`/dev/vda1`), of the disk that holds it.
+fn queue_dir(device: &str) -> Option<std::path::PathBuf> {
+    let name = Path::new(device.strip_prefix("/dev/")?).file_name()?;
+    let dev = fs::canonicalize(Path::new("/sys/class/block").join(name)).ok()?;
+    [dev.join("queue"), dev.parent()?.join("queue")]
+        .into_iter()
+        .find(|q| q.is_dir())
+}
+
+/// The scheduler in use from `none [mq-deadline] kyber bfq`.
+fn selected_scheduler(text: &str) -> Option<String> {
+    let start = text.find('[')? + 1;
+    let end = start + text[start..].find(']')?;
+    Some(text[start..end].to_string())
 }
 
 /// The (source, mount point) of the longest mount point that contains `dir`.
@@ -196,6 +231,8 @@ mod tests {
             kind: "fuse".into(),
             device: "sshfs".into(),
             mount_point: "/mnt/remote".into(),
+            scheduler: None,
+            read_ahead_kb: None,
         };
         let why = direct_io_obstacle(&fs, false).unwrap();
         assert!(why.contains("O_DIRECT") && why.contains("fuse"), "{why}");
@@ -204,6 +241,14 @@ mod tests {
             ..fs
         };
         assert_eq!(direct_io_obstacle(&ext4, true), None);
+    }
+
+    #[test]
+    fn the_scheduler_in_brackets_is_the_one_in_use() {
+        let text = "none [mq-deadline] kyber bfq\n";
+        assert_eq!(selected_scheduler(text).as_deref(), Some("mq-deadline"));
+        assert_eq!(selected_scheduler("[none] \n").as_deref(), Some("none"));
+        assert_eq!(selected_scheduler("none"), None);
     }
 
     #[test]

@@ -61,6 +61,10 @@ pub struct Record {
     /// io_uring's io-wq worker threads seen during the run: requests the
     /// kernel could not start without blocking are handed to them.
     pub io_wq_workers: Option<u32>,
+    /// For the echo workload: the server's CPU time over the wall time of the
+    /// client's run (1.0 is one CPU kept busy the whole time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_cpu_share: Option<f64>,
     /// The hottest functions of the process measured, with their share of
     /// samples in percent, where the benchmark profiled it (`perf record`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -123,6 +127,7 @@ impl Record {
             syscalls_per_op: m.syscalls.and_then(|s| per_op(s as f64)),
             ctx_switches_per_op: m.ctx_switches.and_then(|s| per_op(s as f64)),
             io_wq_workers: m.io_wq_workers,
+            server_cpu_share: None,
             hottest: None,
             settings,
             machine: Machine::this(),

@@ -58,13 +58,20 @@ fn baseline<'a>(records: &'a [Record], r: &Record) -> Option<&'a Record> {
     })
 }
 
-/// fio's io_uring engine at the same depth, for the random-read workloads.
+/// fio doing the same as a row, at the same depth: its psync engine for the
+/// blocking engines (one thread, or a pool of them), its io_uring engine for
+/// ours.
 fn fio_peer<'a>(records: &'a [Record], r: &Record) -> Option<&'a Record> {
+    let blocking = ["std", "threads", "fio-psync"].contains(&r.engine.as_str());
+    let peer = if blocking { "fio-psync" } else { "fio-io_uring" };
     records.iter().find(|f| {
-        f.workload == r.workload
-            && f.engine == "fio-io_uring"
-            && f.queue_depth == r.queue_depth
+        f.workload == r.workload && f.engine == peer && f.queue_depth == r.queue_depth
     })
+}
+
+/// fio's CPU figures cover less than ours: see the note the tables print.
+fn is_fio(r: &Record) -> bool {
+    r.engine.starts_with("fio-")
 }
 
 pub fn tables(records: &[Record]) -> Vec<Table> {
@@ -83,7 +90,8 @@ pub fn tables(records: &[Record]) -> Vec<Table> {
             format!(
                 "Settings: {:.1} s per point, one message in flight per connection, \
                  server and client on CPUs of their own where there are two; server CPU \
-                 time from /proc/PID/stat, over the client's whole run",
+                 time from /proc/PID/stat, over the client's whole run; server CPU share: \
+                 that time over the run's wall time (1.00 is its CPU busy throughout)",
                 s.seconds
             )
         } else if workload.starts_with("seq") {
@@ -101,6 +109,21 @@ pub fn tables(records: &[Record]) -> Vec<Table> {
             )
         });
         let echo = workload == "echo";
+        if !echo {
+            context.push(
+                "vs std: ops/s over std's; vs fio: ops/s over fio's at the same depth, \
+                 fio's psync engine for std and threads, its io_uring engine for io_uring"
+                    .into(),
+            );
+        }
+        if rows.iter().any(|r| is_fio(r)) {
+            context.push(
+                "CPU marked * is fio's own figure, of its job thread only (getrusage \
+                 RUSAGE_THREAD): it leaves out io-wq and SQPOLL threads, which ours \
+                 (RUSAGE_SELF, the whole process) counts"
+                    .into(),
+            );
+        }
         let header = if echo {
             vec![
                 "server",
@@ -111,6 +134,7 @@ pub fn tables(records: &[Record]) -> Vec<Table> {
                 "p50 us",
                 "p99 us",
                 "server CPU us/msg",
+                "server CPU share",
                 "server syscalls/msg",
                 "server switches/msg",
                 "vs tokio",
@@ -143,8 +167,10 @@ pub fn tables(records: &[Record]) -> Vec<Table> {
                 row.push(format!("{:.1}", r.mb_per_s));
                 row.push(opt(r.p50_us, 1));
                 row.push(opt(r.p99_us, 1));
-                row.push(opt(r.cpu_us_per_op, 2));
+                let star = if is_fio(r) && r.cpu_us_per_op.is_some() { "*" } else { "" };
+                row.push(opt(r.cpu_us_per_op, 2) + star);
                 if echo {
+                    row.push(opt(r.server_cpu_share, 2));
                     row.push(opt(r.syscalls_per_op, 2));
                     row.push(opt(r.ctx_switches_per_op, 3));
                     row.push(ratio(r.ops_per_s, base));
@@ -264,6 +290,9 @@ pub fn findings(records: &[Record]) -> Vec<(&'static str, String)> {
                 cpu(b)
             ),
         ));
+    }
+    if let Some(knee) = knee(records, d) {
+        out.push(("direct-knee", knee));
     }
     let pool = records
         .iter()
@@ -476,6 +505,12 @@ pub fn findings(records: &[Record]) -> Vec<(&'static str, String)> {
             text,
         ));
     }
+    if let Some(share) = echo_share(records) {
+        out.push(("echo-share", share));
+    }
+    if let Some(calls) = echo_syscalls(records) {
+        out.push(("echo-syscalls", calls));
+    }
     let versus = |engine: &str| -> Option<String> {
         let pairs: Vec<(&Record, &Record)> = records
             .iter()
@@ -562,6 +597,127 @@ pub fn findings(records: &[Record]) -> Vec<(&'static str, String)> {
     out
 }
 
+/// Where more depth stops paying: the smallest depth at which plain io_uring
+/// reached 90 % of its best IOPS, and what the latency did from there on.
+fn knee(records: &[Record], workload: &str) -> Option<String> {
+    let mut plain: Vec<&Record> = records
+        .iter()
+        .filter(|r| r.workload == workload && r.engine == "io_uring")
+        .collect();
+    plain.sort_by_key(|r| r.queue_depth);
+    let best = plain
+        .iter()
+        .max_by(|a, b| a.ops_per_s.total_cmp(&b.ops_per_s))?;
+    let first = plain
+        .iter()
+        .find(|r| r.ops_per_s >= 0.9 * best.ops_per_s)?;
+    let p50 = |r: &Record| opt(r.p50_us, 0);
+    if first.queue_depth == best.queue_depth {
+        return Some(format!(
+            "Plain io_uring reached 90 % of its best IOPS only at depth {}, its best              ({} IOPS, p50 {} µs): within the depths measured, more depth kept paying.",
+            best.queue_depth,
+            human(best.ops_per_s),
+            p50(best)
+        ));
+    }
+    Some(format!(
+        "Plain io_uring reached 90 % of its best IOPS at depth {} ({} IOPS, p50 {} µs); \
+         its best, {} IOPS at depth {}, cost a p50 of {} µs.",
+        first.queue_depth,
+        human(first.ops_per_s),
+        p50(first),
+        human(best.ops_per_s),
+        best.queue_depth,
+        p50(best)
+    ))
+}
+
+/// Echo records at one load (connections, message size).
+fn echo_at<'a>(records: &'a [Record], engine: &str, load: (u32, u64)) -> Option<&'a Record> {
+    records.iter().find(|r| {
+        r.workload == "echo"
+            && r.engine == engine
+            && (r.queue_depth, r.settings.block_size) == load
+    })
+}
+
+/// "1 conn 64 B"-style names of loads, for lists of exceptions.
+fn load_name((conns, size): (u32, u64)) -> String {
+    let size = human_bytes(Some(size)).replace(" bytes", " B");
+    format!("{conns} conn. {size}")
+}
+
+/// How busy the servers' CPUs were from 10 connections on.
+fn echo_share(records: &[Record]) -> Option<String> {
+    let shares: Vec<f64> = records
+        .iter()
+        .filter(|r| r.workload == "echo" && r.queue_depth >= 10)
+        .filter_map(|r| r.server_cpu_share)
+        .collect();
+    let min = shares.iter().copied().reduce(f64::min)?;
+    let max = shares.iter().copied().reduce(f64::max)?;
+    let verdict = if min >= 0.85 {
+        "every server's own CPU was nearly saturated too, so at these loads messages \
+         per second measure the server and the client together, not the client alone"
+    } else {
+        "some servers had CPU time to spare, so at those loads the client or the \
+         exchange between the two set the pace"
+    };
+    Some(format!(
+        "From 10 connections on, the servers kept their CPU busy between {:.0} % and \
+         {:.0} % of the time (server CPU share): {verdict}.",
+        100.0 * min,
+        100.0 * max
+    ))
+}
+
+/// Where tokio-uring made fewer system calls per message than tokio, and
+/// what COOP_TASKRUN did to the count.
+fn echo_syscalls(records: &[Record]) -> Option<String> {
+    let mut loads: Vec<(u32, u64)> = records
+        .iter()
+        .filter(|r| r.workload == "echo" && r.syscalls_per_op.is_some())
+        .map(|r| (r.queue_depth, r.settings.block_size))
+        .collect();
+    loads.sort_unstable_by_key(|&(c, s)| (s, c));
+    loads.dedup();
+    let calls = |engine: &str, load| echo_at(records, engine, load)?.syscalls_per_op;
+    // Loads where `a` made fewer calls per message than `b`, and those where not.
+    let compare = |a: &str, b: &str| {
+        let (mut fewer, mut not) = (Vec::new(), Vec::new());
+        for &load in &loads {
+            if let (Some(x), Some(y)) = (calls(a, load), calls(b, load)) {
+                if x < y { &mut fewer } else { &mut not }.push(load_name(load));
+            }
+        }
+        (fewer, not)
+    };
+    let phrase = |(fewer, not): (Vec<String>, Vec<String>), a: &str, b: &str| {
+        let total = fewer.len() + not.len();
+        let except = if not.is_empty() || fewer.is_empty() {
+            String::new()
+        } else {
+            format!(" (not at {})", not.join(", "))
+        };
+        format!("{a} made fewer than {b} at {} of {total} loads{except}", fewer.len())
+    };
+    let plain = compare("tokio-uring", "tokio");
+    if plain.0.len() + plain.1.len() == 0 {
+        return None;
+    }
+    let mut parts = vec![phrase(plain, "tokio-uring", "tokio")];
+    let coop = compare("tokio-uring+coop", "tokio");
+    if coop.0.len() + coop.1.len() > 0 {
+        parts.push(phrase(coop, "tokio-uring+coop", "tokio"));
+        parts.push(phrase(
+            compare("tokio-uring+coop", "tokio-uring"),
+            "tokio-uring+coop",
+            "plain tokio-uring",
+        ));
+    }
+    Some(format!("System calls per message: {}.", parts.join("; ")))
+}
+
 /// Every finding the chapter includes, with what it says when the run has
 /// no records for it: a chapter must build from any run.
 pub const FINDINGS: &[(&str, &str)] = &[
@@ -571,6 +727,10 @@ pub const FINDINGS: &[(&str, &str)] = &[
     ),
     (
         "direct-best",
+        "This run has no O_DIRECT reads with io_uring.",
+    ),
+    (
+        "direct-knee",
         "This run has no O_DIRECT reads with io_uring.",
     ),
     (
@@ -600,6 +760,14 @@ pub const FINDINGS: &[(&str, &str)] = &[
     (
         "echo-1000",
         "This run has no echo point at 1000 connections.",
+    ),
+    (
+        "echo-share",
+        "This run has no server CPU share (it was made before the benchmark measured it).",
+    ),
+    (
+        "echo-syscalls",
+        "This run has no count of the echo servers' system calls.",
     ),
     (
         "echo-why",
