@@ -109,14 +109,12 @@ pub fn tables(records: &[Record]) -> Vec<Table> {
             )
         });
         let echo = workload == "echo";
-        if !echo {
+        if rows.iter().any(|r| is_fio(r)) {
             context.push(
                 "vs std: ops/s over std's; vs fio: ops/s over fio's at the same depth, \
                  fio's psync engine for std and threads, its io_uring engine for io_uring"
                     .into(),
             );
-        }
-        if rows.iter().any(|r| is_fio(r)) {
             context.push(
                 "CPU marked * is fio's own figure, of its job thread only (getrusage \
                  RUSAGE_THREAD): it leaves out io-wq and SQPOLL threads, which ours \
@@ -614,7 +612,8 @@ fn knee(records: &[Record], workload: &str) -> Option<String> {
     let p50 = |r: &Record| opt(r.p50_us, 0);
     if first.queue_depth == best.queue_depth {
         return Some(format!(
-            "Plain io_uring reached 90 % of its best IOPS only at depth {}, its best              ({} IOPS, p50 {} µs): within the depths measured, more depth kept paying.",
+            "Plain io_uring reached 90 % of its best IOPS only at depth {}, its best \
+             ({} IOPS, p50 {} µs): within the depths measured, more depth kept paying.",
             best.queue_depth,
             human(best.ops_per_s),
             p50(best)
