@@ -488,8 +488,10 @@ pub fn serve(engine: &str, cpu: Option<usize>) -> anyhow::Result<()> {
 
 // ANCHOR: coop
 /// A tokio-uring runtime whose ring is set up with IORING_SETUP_COOP_TASKRUN
-/// (Linux 5.19): completions that arrive while the server runs are not pushed
-/// on it at once (by interrupting it) but wait until it next enters the kernel.
+/// (Linux 5.19): the task_work of a completion is still flagged on the
+/// server's thread, and wakes it if it sleeps, but a thread running on another
+/// CPU gets no interrupt (IPI) for it; the work runs at its next return to
+/// user space, after a system call or an interrupt such as the timer tick.
 fn coop_taskrun_runtime() -> anyhow::Result<tokio_uring::Runtime> {
     let mut ring = tokio_uring::uring_builder();
     ring.setup_coop_taskrun();

@@ -447,7 +447,7 @@ pub struct UringOpts {
     pub eager: bool,
 }
 
-// ANCHOR: random
+// ANCHOR: random_setup
 /// Random 4 KiB reads with io_uring for `duration`, `opts.depth` in flight:
 /// each completion is replaced by a new read at once, all new reads go to the
 /// kernel in one io_uring_enter, which also waits for the next completion
@@ -495,6 +495,8 @@ fn uring_random(
         };
         e.user_data(slot as u64)
     };
+    // ANCHOR_END: random_setup
+    // ANCHOR: random_loop
     let mut rng = Rng::new(seed);
     let mut latencies = Latencies::new();
     let mut syscalls = 0u64;
@@ -572,7 +574,7 @@ fn uring_random(
         io_wq_workers: Some(io_wq_workers()),
     })
 }
-// ANCHOR_END: random
+// ANCHOR_END: random_loop
 
 pub fn rand_read_uring(
     file: &File,

@@ -68,8 +68,11 @@ pub struct FioResult {
     pub runtime: Duration,
     /// Reads completed.
     pub ios: u64,
-    /// fio's completion-latency histogram: (nanoseconds, reads), from
-    /// `--output-format=json+`; it lets two runs be combined exactly.
+    /// fio's latency histogram: (nanoseconds, reads), from
+    /// `--output-format=json+`: of total latency (`lat_ns`) with
+    /// `--lat_percentiles=1`, as we run it, else of completion latency. Each
+    /// value is a bucket's midpoint, and buckets are about 1.5 % wide, so
+    /// percentiles of merged runs are exact to that resolution only.
     pub bins: Vec<(u64, u64)>,
 }
 

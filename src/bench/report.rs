@@ -328,12 +328,21 @@ pub fn findings(records: &[Record]) -> Vec<(&'static str, String)> {
                             pct(e)
                         )
                     });
+                // fio's CPU figure is of its job thread only: starred as in the tables.
+                let cpu_of = |r: &Record| {
+                    let star = if is_fio(r) { "*" } else { "" };
+                    r.cpu_us_per_op
+                        .map(|c| format!(" at {c:.2} µs{star} of CPU per read"))
+                        .unwrap_or_default()
+                };
                 Some(format!(
-                    "at depth {} fio did {} IOPS, ours {} ({:.0} %){eager}",
+                    "at depth {} fio did {} IOPS{}, ours {} ({:.0} %){}{eager}",
                     f.queue_depth,
                     iops(f),
+                    cpu_of(f),
                     iops(ours),
                     pct(ours),
+                    cpu_of(ours),
                 ))
             })
             .collect();
