@@ -246,7 +246,13 @@ fn plan(args: &Args, run: &mut Run, fio: bool) -> anyhow::Result<Vec<Step>> {
             let std_2 = file::seq_write_std(&path, size, SEQ_CHUNK)?;
             let s = r.settings(SEQ_CHUNK);
             r.push("seq-write", "std", 1, std_1.merge(std_2), s.clone());
-            r.push("seq-write", "io_uring", SEQ_DEPTH, uring_1.merge(uring_2), s);
+            r.push(
+                "seq-write",
+                "io_uring",
+                SEQ_DEPTH,
+                uring_1.merge(uring_2),
+                s,
+            );
             Ok(())
         }));
         steps.push(step("sequential read, std", |r| {

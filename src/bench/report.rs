@@ -63,7 +63,11 @@ fn baseline<'a>(records: &'a [Record], r: &Record) -> Option<&'a Record> {
 /// ours.
 fn fio_peer<'a>(records: &'a [Record], r: &Record) -> Option<&'a Record> {
     let blocking = ["std", "threads", "fio-psync"].contains(&r.engine.as_str());
-    let peer = if blocking { "fio-psync" } else { "fio-io_uring" };
+    let peer = if blocking {
+        "fio-psync"
+    } else {
+        "fio-io_uring"
+    };
     records.iter().find(|f| {
         f.workload == r.workload && f.engine == peer && f.queue_depth == r.queue_depth
     })
@@ -165,7 +169,11 @@ pub fn tables(records: &[Record]) -> Vec<Table> {
                 row.push(format!("{:.1}", r.mb_per_s));
                 row.push(opt(r.p50_us, 1));
                 row.push(opt(r.p99_us, 1));
-                let star = if is_fio(r) && r.cpu_us_per_op.is_some() { "*" } else { "" };
+                let star = if is_fio(r) && r.cpu_us_per_op.is_some() {
+                    "*"
+                } else {
+                    ""
+                };
                 row.push(opt(r.cpu_us_per_op, 2) + star);
                 if echo {
                     row.push(opt(r.server_cpu_share, 2));
@@ -330,9 +338,9 @@ pub fn findings(records: &[Record]) -> Vec<(&'static str, String)> {
                     });
                 // fio's CPU figure is of its job thread only: starred as in the tables.
                 let cpu_of = |r: &Record| {
-                    let star = if is_fio(r) { "*" } else { "" };
+                    let what = if is_fio(r) { "* of CPU per read" } else { "" };
                     r.cpu_us_per_op
-                        .map(|c| format!(" at {c:.2} µs{star} of CPU per read"))
+                        .map(|c| format!(" at {c:.2} µs{what}"))
                         .unwrap_or_default()
                 };
                 Some(format!(
@@ -615,9 +623,7 @@ fn knee(records: &[Record], workload: &str) -> Option<String> {
     let best = plain
         .iter()
         .max_by(|a, b| a.ops_per_s.total_cmp(&b.ops_per_s))?;
-    let first = plain
-        .iter()
-        .find(|r| r.ops_per_s >= 0.9 * best.ops_per_s)?;
+    let first = plain.iter().find(|r| r.ops_per_s >= 0.9 * best.ops_per_s)?;
     let p50 = |r: &Record| opt(r.p50_us, 0);
     if first.queue_depth == best.queue_depth {
         return Some(format!(
@@ -641,7 +647,11 @@ fn knee(records: &[Record], workload: &str) -> Option<String> {
 }
 
 /// Echo records at one load (connections, message size).
-fn echo_at<'a>(records: &'a [Record], engine: &str, load: (u32, u64)) -> Option<&'a Record> {
+fn echo_at<'a>(
+    records: &'a [Record],
+    engine: &str,
+    load: (u32, u64),
+) -> Option<&'a Record> {
     records.iter().find(|r| {
         r.workload == "echo"
             && r.engine == engine
@@ -707,7 +717,10 @@ fn echo_syscalls(records: &[Record]) -> Option<String> {
         } else {
             format!(" (not at {})", not.join(", "))
         };
-        format!("{a} made fewer than {b} at {} of {total} loads{except}", fewer.len())
+        format!(
+            "{a} made fewer than {b} at {} of {total} loads{except}",
+            fewer.len()
+        )
     };
     let plain = compare("tokio-uring", "tokio");
     if plain.0.len() + plain.1.len() == 0 {
@@ -874,6 +887,43 @@ mod tests {
             );
         }
         assert!(md.contains("fio was not installed"));
+    }
+
+    #[test]
+    fn the_knee_is_the_first_depth_within_90_percent_of_the_best() {
+        let mut records = vec![
+            record("rand-read-direct", "io_uring", 1, 10000),
+            record("rand-read-direct", "io_uring", 16, 91000),
+            record("rand-read-direct", "io_uring", 32, 100000),
+        ];
+        let text = knee(&records, "rand-read-direct").unwrap();
+        assert!(text.contains("at depth 16 (91k IOPS"), "{text}");
+        assert!(text.contains("100k IOPS at depth 32"), "{text}");
+        records[1].ops_per_s = 80000.0;
+        let text = knee(&records, "rand-read-direct").unwrap();
+        assert!(text.contains("only at depth 32"), "{text}");
+    }
+
+    #[test]
+    fn echo_syscalls_name_the_loads_where_the_claim_fails() {
+        let echo = |engine: &str, conns: u32, calls: f64| {
+            let mut r = record("echo", engine, conns, 1000);
+            r.settings.block_size = 64;
+            r.syscalls_per_op = Some(calls);
+            r
+        };
+        let records = vec![
+            echo("tokio-uring", 1, 6.0),
+            echo("tokio", 1, 3.0),
+            echo("tokio-uring", 100, 0.3),
+            echo("tokio", 100, 2.4),
+        ];
+        let text = echo_syscalls(&records).unwrap();
+        assert_eq!(
+            text,
+            "System calls per message: tokio-uring made fewer than tokio at 1 of 2 loads \
+             (not at 1 conn. 64 B)."
+        );
     }
 
     #[test]
