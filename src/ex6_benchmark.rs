@@ -376,9 +376,12 @@ fn random_reads(
     for (engine, opts) in variants {
         let label = format!("random reads, {what}, {engine}, depth {}", opts.depth);
         // The plain engine is measured beside fio where fio runs the same
-        // thing, and (for the device) beside its own eager variant.
+        // thing, and (for the device) beside its own eager variant and, where
+        // a round can hold more than two reads, its variant that submits
+        // them two at a time (below the block-layer plug).
         let with_fio = fio && engine == "io_uring" && (direct || opts.depth == 1);
         let with_eager = direct && engine == "io_uring";
+        let with_pairs = with_eager && opts.depth > 2;
         steps.push(step(&label, move |r| {
             let f = file::open_for_reads(&r.path, direct)?;
             let s = Settings {
@@ -397,8 +400,8 @@ fn random_reads(
                 file::warm(&r.path)?;
             }
             // Each engine runs twice for half the time, in mirrored order
-            // (ours, eager, fio, fio, eager, ours): a device that speeds up or
-            // slows down over the seconds favours none of them.
+            // (ours, eager, pairs, fio, fio, pairs, eager, ours): a device that
+            // speeds up or slows down over the seconds favours none of them.
             let half = r.duration() / 2;
             let path = r.path.clone();
             let job =
@@ -407,13 +410,19 @@ fn random_reads(
                 eager: true,
                 ..opts
             };
+            let pairs = UringOpts {
+                pairs: true,
+                ..opts
+            };
             let batched_1 = file::rand_read_uring(&f, opts, half, 3)?;
             let eager_1 = with_eager.then(|| file::rand_read_uring(&f, eager, half, 5));
+            let pairs_1 = with_pairs.then(|| file::rand_read_uring(&f, pairs, half, 7));
             let fio_runs = if with_fio {
                 vec![fio::run(&job)?, fio::run(&job)?]
             } else {
                 vec![]
             };
+            let pairs_2 = with_pairs.then(|| file::rand_read_uring(&f, pairs, half, 8));
             let eager_2 = with_eager.then(|| file::rand_read_uring(&f, eager, half, 6));
             let batched_2 = file::rand_read_uring(&f, opts, half, 4)?;
             r.push(
@@ -424,7 +433,11 @@ fn random_reads(
                 s.clone(),
             );
             if let (Some(a), Some(b)) = (eager_1, eager_2) {
-                r.push(workload, "io_uring+eager", opts.depth, a?.merge(b?), s);
+                let m = a?.merge(b?);
+                r.push(workload, "io_uring+eager", opts.depth, m, s.clone());
+            }
+            if let (Some(a), Some(b)) = (pairs_1, pairs_2) {
+                r.push(workload, "io_uring+pairs", opts.depth, a?.merge(b?), s);
             }
             if with_fio {
                 let fio_result = fio::FioResult::combine(&fio_runs);

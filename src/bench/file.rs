@@ -445,6 +445,10 @@ pub struct UringOpts {
     /// Submit each new read at once, one io_uring_enter per read (as fio
     /// does), rather than all new reads of a round in one call.
     pub eager: bool,
+    /// Submit as soon as two new reads are queued: batches, but never more
+    /// than two requests a call, under the threshold at which io_uring plugs
+    /// the block layer (more than two).
+    pub pairs: bool,
 }
 
 // ANCHOR: random_setup
@@ -452,7 +456,7 @@ pub struct UringOpts {
 /// each completion is replaced by a new read at once, all new reads go to the
 /// kernel in one io_uring_enter, which also waits for the next completion
 /// (with `eager`, each new read goes in a call of its own as soon as it is
-/// ready).
+/// ready; with `pairs`, in calls of at most two).
 fn uring_random(
     file: &File,
     opts: UringOpts,
@@ -550,7 +554,8 @@ fn uring_random(
                 )?;
                 started[slot] = now;
                 in_flight += 1;
-                if opts.eager {
+                let queued = ring.submission().len();
+                if opts.eager || (opts.pairs && queued >= 2) {
                     ring.submit()?;
                     syscalls += 1;
                 }
@@ -661,6 +666,10 @@ mod tests {
             plain,
             UringOpts {
                 eager: true,
+                ..plain
+            },
+            UringOpts {
+                pairs: true,
                 ..plain
             },
             UringOpts {

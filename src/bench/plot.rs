@@ -78,12 +78,13 @@ pub fn line_chart(
 
 /// One color per engine, the same in every chart; distinct on white.
 fn color_of(name: &str, index: usize) -> RGBAColor {
-    const ENGINES: [(&str, RGBColor); 12] = [
+    const ENGINES: [(&str, RGBColor); 13] = [
         ("std", RGBColor(0x4e, 0x79, 0xa7)),
         ("threads", RGBColor(0xf2, 0x8e, 0x2b)),
         ("io_uring", RGBColor(0xe1, 0x57, 0x59)),
         ("io_uring+fixed", RGBColor(0x76, 0xb7, 0xb2)),
         ("io_uring+eager", RGBColor(0xff, 0x9d, 0xa7)),
+        ("io_uring+pairs", RGBColor(0xba, 0xb0, 0xac)),
         ("io_uring+sqpoll", RGBColor(0x9c, 0x75, 0x5f)),
         ("fio-io_uring", RGBColor(0x59, 0xa1, 0x4f)),
         ("fio-psync", RGBColor(0xb0, 0x7a, 0xa1)),

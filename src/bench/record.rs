@@ -39,7 +39,8 @@ pub struct Record {
     /// `seq-write`, `seq-read`, `rand-read-cached`, `rand-read-direct`,
     /// `rand-read-tmpfs`, `echo`.
     pub workload: String,
-    /// `std`, `io_uring`, `io_uring+fixed`, `io_uring+sqpoll`, `threads`,
+    /// `std`, `io_uring`, `io_uring+fixed`, `io_uring+sqpoll`,
+    /// `io_uring+eager`, `io_uring+pairs`, `threads`,
     /// `fio-psync`, `fio-io_uring`, `tokio`, `tokio-uring`, `std-threads`.
     pub engine: String,
     /// Operations in flight (for the echo workload: connections).

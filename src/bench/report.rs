@@ -336,6 +336,10 @@ pub fn findings(records: &[Record]) -> Vec<(&'static str, String)> {
                             pct(e)
                         )
                     });
+                let pairs = find(records, d, "io_uring+pairs", f.queue_depth)
+                    .map_or_else(String::new, |p| {
+                        format!(", two at a time {} ({:.0} %)", iops(p), pct(p))
+                    });
                 // fio's CPU figure is of its job thread only: starred as in the tables.
                 let cpu_of = |r: &Record| {
                     let what = if is_fio(r) { "* of CPU per read" } else { "" };
@@ -344,7 +348,7 @@ pub fn findings(records: &[Record]) -> Vec<(&'static str, String)> {
                         .unwrap_or_default()
                 };
                 Some(format!(
-                    "at depth {} fio did {} IOPS{}, ours {} ({:.0} %){}{eager}",
+                    "at depth {} fio did {} IOPS{}, ours {} ({:.0} %){}{eager}{pairs}",
                     f.queue_depth,
                     iops(f),
                     cpu_of(f),
@@ -363,21 +367,31 @@ pub fn findings(records: &[Record]) -> Vec<(&'static str, String)> {
             ),
         ));
     }
-    let eager: Vec<String> = records
-        .iter()
-        .filter(|e| e.workload == d && e.engine == "io_uring+eager")
-        .filter_map(|e| {
-            let b = find(records, d, "io_uring", e.queue_depth)?;
-            Some(format!(
-                "at depth {}, {} IOPS with {} system calls per read against {} IOPS with {}",
+    let eager: Vec<String> =
+        records
+            .iter()
+            .filter(|e| e.workload == d && e.engine == "io_uring+eager")
+            .filter_map(|e| {
+                let b = find(records, d, "io_uring", e.queue_depth)?;
+                let pairs = find(records, d, "io_uring+pairs", e.queue_depth)
+                    .map_or_else(String::new, |p| {
+                        format!(
+                            " (two at a time: {} IOPS with {})",
+                            iops(p),
+                            opt(p.syscalls_per_op, 2)
+                        )
+                    });
+                Some(format!(
+                "at depth {}, {} IOPS with {} system calls per read against {} IOPS with \
+                 {}{pairs}",
                 e.queue_depth,
                 iops(e),
                 opt(e.syscalls_per_op, 2),
                 iops(b),
                 opt(b.syscalls_per_op, 2)
             ))
-        })
-        .collect();
+            })
+            .collect();
     if !eager.is_empty() {
         out.push((
             "direct-eager",
@@ -934,6 +948,7 @@ mod tests {
             record("rand-read-direct", "io_uring", 32, 120000),
             record("rand-read-direct", "fio-io_uring", 32, 126000),
             record("rand-read-direct", "io_uring+eager", 32, 132300),
+            record("rand-read-direct", "io_uring+pairs", 32, 128000),
         ];
         let found = findings(&records);
         let fio = &found.iter().find(|(n, _)| *n == "direct-fio").unwrap().1;
@@ -943,6 +958,12 @@ mod tests {
                  once 132.3k (105 %)"
             ),
             "{fio}"
+        );
+        assert!(fio.contains("(105 %), two at a time 128k (102 %)"), "{fio}");
+        let eager = &found.iter().find(|(n, _)| *n == "direct-eager").unwrap().1;
+        assert!(
+            eager.contains("(two at a time: 128k IOPS with -)"),
+            "{eager}"
         );
         let best = &found.iter().find(|(n, _)| *n == "direct-best").unwrap().1;
         assert!(best.contains("120k IOPS at depth 32, 10.9 times"), "{best}");
