@@ -689,11 +689,12 @@ fn echo_share(records: &[Record]) -> Option<String> {
     let min = shares.iter().copied().reduce(f64::min)?;
     let max = shares.iter().copied().reduce(f64::max)?;
     let verdict = if min >= 0.85 {
-        "every server's own CPU was nearly saturated too, so at these loads messages \
-         per second measure the server and the client together, not the client alone"
+        "every server was close to the limit of its own core, so at these loads \
+         messages per second say how fast server and client were together, and the \
+         server's CPU per message is the figure that is the server's alone"
     } else {
-        "some servers had CPU time to spare, so at those loads the client or the \
-         exchange between the two set the pace"
+        "some servers had CPU time to spare, so at those loads the client, or the \
+         exchange between the two, set the pace for them"
     };
     Some(format!(
         "From 10 connections on, the servers kept their CPU busy between {:.0} % and \
