@@ -942,6 +942,26 @@ mod tests {
     }
 
     #[test]
+    fn server_cpu_share_is_a_column_and_a_finding_from_10_connections_on() {
+        let echo = |conns: u32, share: f64| {
+            let mut r = record("echo", "tokio", conns, 1000);
+            r.settings.block_size = 64;
+            r.server_cpu_share = Some(share);
+            r
+        };
+        let records = vec![echo(1, 0.3), echo(10, 0.91), echo(100, 0.98)];
+        let table = &tables(&records)[0];
+        assert_eq!(table.header[8], "server CPU share");
+        assert_eq!(table.rows[1][8], "0.91");
+        let text = echo_share(&records).unwrap();
+        assert!(text.contains("between 91 % and 98 %"), "{text}");
+        assert!(
+            text.contains("close to the limit of its own core"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn findings_quote_the_records() {
         let records = vec![
             record("rand-read-direct", "std", 1, 11000),
