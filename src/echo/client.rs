@@ -471,6 +471,68 @@ mod tests {
     }
 
     #[test]
+    fn a_stale_body_behind_a_fresh_header_is_caught() {
+        let fresh = message(64, 3, 8);
+        for old in 0..8 {
+            let mut stale = message(64, 3, old);
+            stale[..16].copy_from_slice(&fresh[..16]);
+            let what = mismatch(&fresh, &stale).expect("the stale body passed");
+            assert!(what.starts_with("echoed byte"), "{what}");
+        }
+    }
+
+    /// A server on a thread of this test: `echo` turns what it read into what
+    /// it sends back.
+    fn serve(echo: fn(&[u8]) -> Vec<u8>) -> SocketAddr {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().map_while(Result::ok) {
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 16 << 10];
+                    while let Ok(n @ 1..) = conn.read(&mut buf) {
+                        if conn.write_all(&echo(&buf[..n])).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    fn config(addr: SocketAddr, conns: usize, size: usize, messages: u64) -> Config {
+        Config {
+            conns,
+            size,
+            max_messages: Some(messages),
+            duration: Duration::from_secs(20),
+            ..Config::new(addr)
+        }
+    }
+
+    #[test]
+    fn messages_larger_than_the_socket_buffers_do_not_deadlock() {
+        let addr = serve(|data| data.to_vec());
+        // 4 MiB: more than the write-then-read path allows, so written and read at once.
+        let report = run(&config(addr, 2, 4 << 20, 3)).unwrap();
+        assert_eq!(report.messages, 6);
+        let report = run(&config(addr, 3, WRITE_THEN_READ_MAX, 50)).unwrap();
+        assert_eq!(report.messages, 150);
+    }
+
+    #[test]
+    fn a_server_that_sends_back_too_much_is_caught() {
+        let addr = serve(|data| [data, data].concat());
+        let err = run(&config(addr, 1, 64, 10)).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("more bytes came back than were sent"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
     fn small_messages_differ_by_connection_and_sequence() {
         let a = message(8, 1, 0);
         assert_ne!(a, message(8, 0, 1));
