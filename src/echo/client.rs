@@ -487,6 +487,11 @@ mod tests {
         use std::io::{Read, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
+        // Small fixed buffers (accepted sockets inherit them), so that only the
+        // client's buffers can take in a message the server cannot pass on.
+        let sock = socket2::SockRef::from(&listener);
+        sock.set_recv_buffer_size(4096).unwrap();
+        sock.set_send_buffer_size(4096).unwrap();
         std::thread::spawn(move || {
             for mut conn in listener.incoming().map_while(Result::ok) {
                 std::thread::spawn(move || {
@@ -515,9 +520,17 @@ mod tests {
     #[test]
     fn messages_larger_than_the_socket_buffers_do_not_deadlock() {
         let addr = serve(|data| data.to_vec());
-        // 4 MiB: more than the write-then-read path allows, so written and read at once.
-        let report = run(&config(addr, 2, 4 << 20, 3)).unwrap();
-        assert_eq!(report.messages, 6);
+        // More than our send buffer can ever take in (the last of `tcp_wmem`, twice
+        // over, as the kernel doubles what it is asked for), plus our receive buffer.
+        let wmem = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem").unwrap();
+        let wmem_max: usize = wmem.split_whitespace().last().unwrap().parse().unwrap();
+        let size = 2 * wmem_max + (1 << 20);
+        assert!(
+            size > WRITE_THEN_READ_MAX,
+            "{size} bytes would be written, then read"
+        );
+        let report = run(&config(addr, 2, size, 2)).unwrap();
+        assert_eq!(report.messages, 4);
         let report = run(&config(addr, 3, WRITE_THEN_READ_MAX, 50)).unwrap();
         assert_eq!(report.messages, 150);
     }
