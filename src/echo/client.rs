@@ -20,11 +20,12 @@
 //! ```
 
 use std::fmt;
+use std::io::{self, ErrorKind::InvalidData, ErrorKind::UnexpectedEof};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// What to send, to whom, for how long.
@@ -214,14 +215,21 @@ fn connect_error(addr: SocketAddr, err: std::io::Error) -> anyhow::Error {
     }
 }
 
-/// The message `seq` of connection `id`: it starts with `id` and `seq`
-/// (8 bytes each, when it is that long), and the rest comes from a PRNG
-/// seeded with both, so an echo that belongs to another connection or
-/// another message cannot pass for this one.
-fn fill_message(msg: &mut [u8], id: usize, seq: u64) {
+/// Messages up to this size are written whole before their echo is read.
+/// The buffers on the way hold that much (our receive buffer alone starts at
+/// 128 KiB, the middle value of `tcp_rmem`), so the server never has to wait
+/// for us to read while we wait for our write to finish.
+const WRITE_THEN_READ_MAX: usize = 64 << 10;
+
+/// How many messages in a row take their body from different offsets of
+/// their connection's stream of bytes.
+const OFFSETS: u64 = 64;
+
+/// Fills `buf` with pseudo-random bytes from `seed`.
+fn fill_random(buf: &mut [u8], seed: u64) {
     // splitmix64: a good stream of bytes from any seed, even 0.
-    let mut x = (id as u64) << 32 ^ seq;
-    for chunk in msg.chunks_mut(8) {
+    let mut x = seed;
+    for chunk in buf.chunks_mut(8) {
         x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = x;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -229,14 +237,52 @@ fn fill_message(msg: &mut [u8], id: usize, seq: u64) {
         z ^= z >> 31;
         chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
     }
-    if msg.len() >= 16 {
-        msg[..8].copy_from_slice(&(id as u64).to_le_bytes());
+}
+
+/// The messages of connection `id`. Message `seq` starts with `id` and `seq`
+/// (8 bytes each), and the rest is pseudo-random bytes copied from the
+/// connection's own stream, starting 8 bytes further on for each of 64
+/// messages in a row: an echo that belongs to another connection or another
+/// message cannot pass for this one, not even a stale body behind a fresh
+/// header, and making a message costs a copy, not a computation. A message
+/// shorter than 16 bytes is all pseudo-random bytes seeded with `id` and `seq`.
+struct Messages {
+    id: usize,
+    stream: Vec<u8>,
+    msg: Vec<u8>,
+}
+
+impl Messages {
+    fn new(id: usize, size: usize) -> Messages {
+        let mut stream = vec![0u8; size + 8 * OFFSETS as usize];
+        fill_random(&mut stream, !(id as u64));
+        Messages {
+            id,
+            stream,
+            msg: vec![0u8; size],
+        }
+    }
+
+    /// Message `seq`, to send and to check its echo against.
+    fn get(&mut self, seq: u64) -> &[u8] {
+        let (msg, id) = (&mut self.msg, self.id as u64);
+        if msg.len() < 16 {
+            fill_random(msg, id << 32 ^ seq);
+            return msg;
+        }
+        let (at, size) = ((seq % OFFSETS) as usize * 8, msg.len());
+        msg.copy_from_slice(&self.stream[at..at + size]);
+        msg[..8].copy_from_slice(&id.to_le_bytes());
         msg[8..16].copy_from_slice(&seq.to_le_bytes());
+        msg
     }
 }
 
 /// Says whose message an echo that differs from `msg` is, if its header says.
 fn mismatch(msg: &[u8], echo: &[u8]) -> Option<String> {
+    if msg == echo {
+        return None; // a memcmp: the common case stays cheap
+    }
     let at = (0..msg.len()).find(|&i| echo[i] != msg[i])?;
     if echo.len() >= 16 && at < 16 {
         let word = |i: usize| u64::from_le_bytes(echo[i..i + 8].try_into().unwrap());
@@ -249,6 +295,51 @@ fn mismatch(msg: &[u8], echo: &[u8]) -> Option<String> {
     Some(format!("echoed byte {at} differs"))
 }
 
+/// Sends `msg` and reads its echo into `echo`, which is one byte longer.
+async fn round_trip(
+    stream: &mut TcpStream,
+    msg: &[u8],
+    echo: &mut [u8],
+) -> io::Result<()> {
+    if msg.len() <= WRITE_THEN_READ_MAX {
+        stream.write_all(msg).await?;
+        return read_echo(stream, echo).await;
+    }
+    // Write and read at once: a message larger than the socket buffers would
+    // otherwise deadlock, the server blocked on writing to us.
+    let (mut rd, mut wr) = stream.split();
+    tokio::try_join!(wr.write_all(msg), read_echo(&mut rd, echo))?;
+    Ok(())
+}
+
+/// Reads an echo into all of `echo` but its last byte. That spare byte makes
+/// the read that completes an echo return less than it was offered, which
+/// tells tokio the socket is drained: the next read waits for epoll instead of
+/// trying `recv` and getting `EAGAIN`. It also catches a server that sends
+/// back more than it got.
+async fn read_echo(rd: &mut (impl AsyncRead + Unpin), echo: &mut [u8]) -> io::Result<()> {
+    let size = echo.len() - 1;
+    let mut got = 0;
+    while got < size {
+        match rd.read(&mut echo[got..]).await? {
+            0 => {
+                return Err(io::Error::new(
+                    UnexpectedEof,
+                    "the server closed the connection",
+                ))
+            }
+            n => got += n,
+        }
+    }
+    if got > size {
+        return Err(io::Error::new(
+            InvalidData,
+            "more bytes came back than were sent",
+        ));
+    }
+    Ok(())
+}
+
 /// Sends messages until the deadline, checks each echo, and returns the
 /// round-trip latency of each message in nanoseconds.
 async fn exchange(
@@ -258,26 +349,32 @@ async fn exchange(
     deadline: Instant,
 ) -> anyhow::Result<Vec<u64>> {
     let mut latencies = Vec::new();
-    let mut msg = vec![0u8; config.size];
-    let mut echo = vec![0u8; config.size];
+    let mut messages = Messages::new(id, config.size);
+    let mut echo = vec![0u8; config.size + 1];
     let mut seq = 0;
-    while Instant::now() < deadline && config.max_messages.is_none_or(|max| seq < max) {
-        fill_message(&mut msg, id, seq);
+    // One timer for all the round trips, moved later for each: a later
+    // deadline is an atomic store, where a timeout per message would insert
+    // an entry in tokio's timer wheel and remove it again.
+    let timer = tokio::time::sleep(config.timeout);
+    tokio::pin!(timer);
+    let mut now = Instant::now();
+    while now < deadline && config.max_messages.is_none_or(|max| seq < max) {
+        let msg = messages.get(seq);
         let sent = Instant::now();
-        // Write and read at once: a message larger than the socket buffers
-        // would otherwise deadlock, the server blocked on writing to us.
-        let (mut rd, mut wr) = stream.split();
-        let round_trip =
-            async { tokio::try_join!(wr.write_all(&msg), rd.read_exact(&mut echo)) };
-        match tokio::time::timeout(config.timeout, round_trip).await {
-            Err(_) => bail!(
+        timer.as_mut().reset((sent + config.timeout).into());
+        tokio::select! {
+            biased;
+            res = round_trip(&mut stream, msg, &mut echo) => {
+                res.with_context(|| format!("connection {id}, message {seq}"))?
+            }
+            () = &mut timer => bail!(
                 "connection {id}, message {seq}: no echo within {:?}",
                 config.timeout
             ),
-            Ok(res) => res.with_context(|| format!("connection {id}, message {seq}"))?,
-        };
-        latencies.push(sent.elapsed().as_nanos() as u64);
-        if let Some(what) = mismatch(&msg, &echo) {
+        }
+        now = Instant::now();
+        latencies.push((now - sent).as_nanos() as u64);
+        if let Some(what) = mismatch(msg, &echo[..msg.len()]) {
             bail!("connection {id}, message {seq}: {what}");
         }
         seq += 1;
@@ -359,9 +456,7 @@ mod tests {
     use super::*;
 
     fn message(size: usize, id: usize, seq: u64) -> Vec<u8> {
-        let mut msg = vec![0u8; size];
-        fill_message(&mut msg, id, seq);
-        msg
+        Messages::new(id, size).get(seq).to_vec()
     }
 
     #[test]
@@ -373,6 +468,81 @@ mod tests {
             Some("the echo is message 7 of connection 259")
         );
         assert_eq!(mismatch(&ours, &ours), None);
+    }
+
+    #[test]
+    fn a_stale_body_behind_a_fresh_header_is_caught() {
+        let fresh = message(64, 3, 8);
+        for old in 0..8 {
+            let mut stale = message(64, 3, old);
+            stale[..16].copy_from_slice(&fresh[..16]);
+            let what = mismatch(&fresh, &stale).expect("the stale body passed");
+            assert!(what.starts_with("echoed byte"), "{what}");
+        }
+    }
+
+    /// A server on a thread of this test: `echo` turns what it read into what
+    /// it sends back.
+    fn serve(echo: fn(&[u8]) -> Vec<u8>) -> SocketAddr {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Small fixed buffers (accepted sockets inherit them), so that only the
+        // client's buffers can take in a message the server cannot pass on.
+        let sock = socket2::SockRef::from(&listener);
+        sock.set_recv_buffer_size(4096).unwrap();
+        sock.set_send_buffer_size(4096).unwrap();
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().map_while(Result::ok) {
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 16 << 10];
+                    while let Ok(n @ 1..) = conn.read(&mut buf) {
+                        if conn.write_all(&echo(&buf[..n])).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    fn config(addr: SocketAddr, conns: usize, size: usize, messages: u64) -> Config {
+        Config {
+            conns,
+            size,
+            max_messages: Some(messages),
+            duration: Duration::from_secs(20),
+            ..Config::new(addr)
+        }
+    }
+
+    #[test]
+    fn messages_larger_than_the_socket_buffers_do_not_deadlock() {
+        let addr = serve(|data| data.to_vec());
+        // More than our send buffer can ever take in (the last of `tcp_wmem`, twice
+        // over, as the kernel doubles what it is asked for), plus our receive buffer.
+        let wmem = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem").unwrap();
+        let wmem_max: usize = wmem.split_whitespace().last().unwrap().parse().unwrap();
+        let size = 2 * wmem_max + (1 << 20);
+        assert!(
+            size > WRITE_THEN_READ_MAX,
+            "{size} bytes would be written, then read"
+        );
+        let report = run(&config(addr, 2, size, 2)).unwrap();
+        assert_eq!(report.messages, 4);
+        let report = run(&config(addr, 3, WRITE_THEN_READ_MAX, 50)).unwrap();
+        assert_eq!(report.messages, 150);
+    }
+
+    #[test]
+    fn a_server_that_sends_back_too_much_is_caught() {
+        let addr = serve(|data| [data, data].concat());
+        let err = run(&config(addr, 1, 64, 10)).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("more bytes came back than were sent"),
+            "{err:#}"
+        );
     }
 
     #[test]
