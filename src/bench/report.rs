@@ -583,6 +583,9 @@ pub fn findings(records: &[Record]) -> Vec<(&'static str, String)> {
             format!("Over the whole sweep, {}.", why.join("; ")),
         ));
     }
+    if let Some(goal) = echo_goal(records) {
+        out.push(("echo-goal", goal));
+    }
     let profiled: Vec<&Record> =
         ["tokio-uring", "tokio-uring+coop", "tokio", "std-threads"]
             .iter()
@@ -677,6 +680,62 @@ fn echo_at<'a>(
 fn load_name((conns, size): (u32, u64)) -> String {
     let size = human_bytes(Some(size)).replace(" bytes", " B");
     format!("{conns} conn. {size}")
+}
+
+/// The chapter's target: at 100 and 1000 connections, a tokio-uring server
+/// uses no more server CPU per message than tokio and echoes at least as many
+/// messages per second. Names each load where an engine falls short, and how.
+fn echo_goal(records: &[Record]) -> Option<String> {
+    let mut loads: Vec<(u32, u64)> = records
+        .iter()
+        .filter(|r| r.workload == "echo" && matches!(r.queue_depth, 100 | 1000))
+        .map(|r| (r.queue_depth, r.settings.block_size))
+        .collect();
+    loads.sort_unstable_by_key(|&(c, s)| (s, c));
+    loads.dedup();
+    let mut parts = Vec::new();
+    for engine in ["tokio-uring", "tokio-uring+coop"] {
+        let mut compared = 0;
+        let mut short = Vec::new();
+        for &load in &loads {
+            let (Some(u), Some(t)) = (
+                echo_at(records, engine, load),
+                echo_at(records, "tokio", load),
+            ) else {
+                continue;
+            };
+            compared += 1;
+            let more_cpu =
+                u.cpu_us_per_op.unwrap_or(f64::MAX) > t.cpu_us_per_op.unwrap_or(0.0);
+            let slower = u.ops_per_s < t.ops_per_s;
+            let how = match (more_cpu, slower) {
+                (true, true) => "more CPU per message and fewer messages per second",
+                (true, false) => "more CPU per message",
+                (false, true) => "fewer messages per second",
+                (false, false) => continue,
+            };
+            short.push(format!("{} ({how})", load_name(load)));
+        }
+        if compared == 0 {
+            continue;
+        }
+        parts.push(if short.is_empty() {
+            format!("{engine} met it at all {compared} loads")
+        } else {
+            format!(
+                "{engine} fell short at {} of {compared}: {}",
+                short.len(),
+                short.join(", ")
+            )
+        });
+    }
+    (!parts.is_empty()).then(|| {
+        format!(
+            "Against the target (at 100 and 1000 connections, no more server CPU per \
+             message than tokio and at least as many messages per second): {}.",
+            parts.join("; ")
+        )
+    })
 }
 
 /// How busy the servers' CPUs were from 10 connections on.
@@ -810,6 +869,10 @@ pub const FINDINGS: &[(&str, &str)] = &[
         "This run has no echo points for both tokio-uring and tokio.",
     ),
     (
+        "echo-goal",
+        "This run has no echo points at 100 or 1000 connections for both servers.",
+    ),
+    (
         "echo-profile",
         "This run has no profile of the echo servers (perf was not available).",
     ),
@@ -917,6 +980,39 @@ mod tests {
         records[1].ops_per_s = 80000.0;
         let text = knee(&records, "rand-read-direct").unwrap();
         assert!(text.contains("only at depth 32"), "{text}");
+    }
+
+    #[test]
+    fn echo_goal_names_each_load_that_falls_short() {
+        let echo = |engine: &str, conns: u32, ops: u64, cpu: f64| {
+            let mut r = record("echo", engine, conns, ops);
+            r.settings.block_size = 64;
+            r.cpu_us_per_op = Some(cpu);
+            r
+        };
+        let records = vec![
+            echo("tokio", 100, 1000, 6.0),
+            echo("tokio-uring", 100, 900, 7.0),
+            echo("tokio-uring+coop", 100, 1100, 5.0),
+            echo("tokio", 1000, 1000, 6.0),
+            echo("tokio-uring", 1000, 1000, 5.0),
+            echo("tokio-uring+coop", 1000, 1200, 5.5),
+            // Loads outside the target do not count.
+            echo("tokio", 1, 1000, 1.0),
+            echo("tokio-uring+coop", 1, 10, 9.0),
+        ];
+        let goal = echo_goal(&records).unwrap();
+        assert!(
+            goal.contains(
+                "tokio-uring fell short at 1 of 2: 100 conn. 64 B (more CPU per message \
+                 and fewer messages per second)"
+            ),
+            "{goal}"
+        );
+        assert!(
+            goal.contains("tokio-uring+coop met it at all 2 loads"),
+            "{goal}"
+        );
     }
 
     #[test]
