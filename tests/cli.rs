@@ -90,7 +90,8 @@ fn doctor_passes_on_a_machine_with_io_uring() {
 #[test]
 fn doctor_explains_a_small_memlock_limit() {
     let doctor = |limit: u64| {
-        let out = common::memlock_limited(limit, BIN)
+        let bin = common::bin_for_any_user();
+        let out = common::memlock_limited(limit, bin.path.to_str().unwrap())
             .arg("doctor")
             .output()
             .unwrap();

@@ -83,7 +83,8 @@ fn the_exercise_round_trips_and_measures() {
 fn a_small_memlock_limit_without_cap_ipc_lock_is_one_line_with_the_remedy() {
     // The child gets a 64 KiB RLIMIT_MEMLOCK and no CAP_IPC_LOCK, which would
     // exempt it from the limit.
-    let out = common::memlock_limited(65536, env!("CARGO_BIN_EXE_uring-book"))
+    let bin = common::bin_for_any_user();
+    let out = common::memlock_limited(65536, bin.path.to_str().unwrap())
         .arg("3")
         .output()
         .expect("setpriv and prlimit (util-linux) are needed for this test");
@@ -116,13 +117,9 @@ fn cap_ipc_lock_inside_a_user_namespace_is_explained() {
     }
     // As root, `memlock_limited` switches to a user of its own (whose charges
     // no other test shares) and that user creates the namespace.
+    let bin = common::bin_for_any_user();
     let out = common::memlock_limited(65536, "unshare")
-        .args([
-            "--user",
-            "--map-root-user",
-            env!("CARGO_BIN_EXE_uring-book"),
-            "3",
-        ])
+        .args(["--user", "--map-root-user", bin.path.to_str().unwrap(), "3"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");

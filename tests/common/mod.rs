@@ -1,5 +1,7 @@
 //! Helpers shared by the integration tests.
 
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -14,20 +16,55 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub fn memlock_limited(bytes: u64, program: &str) -> Command {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let limit = format!("--memlock={bytes}");
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
-        let uid = 40_000
-            + (std::process::id() % 1000) * 20
-            + NEXT.fetch_add(1, Ordering::Relaxed);
-        let mut cmd = Command::new("setpriv");
-        cmd.arg(format!("--reuid={uid}"))
-            .arg(format!("--regid={uid}"))
-            .arg("--clear-groups")
-            .args(["prlimit", &limit, program]);
-        cmd
-    } else {
+    if !is_root() {
         let mut cmd = Command::new("prlimit");
         cmd.args([&limit, program]);
-        cmd
+        return cmd;
     }
+    let uid =
+        40_000 + (std::process::id() % 1000) * 20 + NEXT.fetch_add(1, Ordering::Relaxed);
+    let mut cmd = Command::new("setpriv");
+    cmd.arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={uid}"))
+        .arg("--clear-groups")
+        .args(["prlimit", &limit, program])
+        // The checkout may be in a directory only root can enter.
+        .current_dir("/");
+    cmd
+}
+
+/// The `uring-book` binary where any user can run it, for as long as this
+/// value lives. As root, [`memlock_limited`] runs it as another user, who may
+/// not be able to reach the checkout's target directory, so it is copied to
+/// a temporary directory that is removed on drop.
+pub struct BinForAnyUser {
+    pub path: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub fn bin_for_any_user() -> BinForAnyUser {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_uring-book"));
+    if !is_root() {
+        return BinForAnyUser {
+            path: bin,
+            _dir: None,
+        };
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("uring-book-bin")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = dir.path().join("uring-book");
+    std::fs::copy(&bin, &path).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    BinForAnyUser {
+        path,
+        _dir: Some(dir),
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
 }
