@@ -14,7 +14,7 @@ use anyhow::{bail, Context};
 use io_uring::{opcode, squeue, types, IoUring};
 
 use uring_book::bench::record::Measured;
-use uring_book::bench::stats::{Latencies, Rng, Spent, Window};
+use uring_book::bench::stats::{Latencies, Rng, Window};
 use uring_book::diagnose;
 
 /// The block size of the random-read workloads.
@@ -163,20 +163,7 @@ pub fn seq_write_std(path: &Path, size: u64, chunk: usize) -> anyhow::Result<Mea
     }
     // The data is on the device only after fsync; both engines pay for it.
     file.sync_all()?;
-    let Spent {
-        elapsed,
-        cpu,
-        switches,
-    } = window.stop();
-    Ok(Measured {
-        ops: latencies.len() as u64,
-        bytes: size,
-        elapsed,
-        cpu: Some(cpu),
-        ctx_switches: Some(switches),
-        latencies,
-        ..Measured::default()
-    })
+    Ok(Measured::of_window(window.stop(), size, latencies))
 }
 
 /// Sequential read with std: `read` of each chunk until end of file.
@@ -195,20 +182,7 @@ pub fn seq_read_std(path: &Path, chunk: usize) -> anyhow::Result<Measured> {
         latencies.record(started.elapsed());
         bytes += n as u64;
     }
-    let Spent {
-        elapsed,
-        cpu,
-        switches,
-    } = window.stop();
-    Ok(Measured {
-        ops: latencies.len() as u64,
-        bytes,
-        elapsed,
-        cpu: Some(cpu),
-        ctx_switches: Some(switches),
-        latencies,
-        ..Measured::default()
-    })
+    Ok(Measured::of_window(window.stop(), bytes, latencies))
 }
 
 /// Pushes one entry, making room first if the submission queue is full, and
@@ -342,20 +316,10 @@ fn uring_sequential(
             bail!("fsync: {}", diagnose::cqe_error(cqe.result()));
         }
     }
-    let Spent {
-        elapsed,
-        cpu,
-        switches,
-    } = window.stop();
     Ok(Measured {
-        ops: latencies.len() as u64,
-        bytes,
-        elapsed,
-        cpu: Some(cpu),
-        ctx_switches: Some(switches),
         syscalls: Some(syscalls),
-        latencies,
         io_wq_workers: Some(io_wq),
+        ..Measured::of_window(window.stop(), bytes, latencies)
     })
 }
 // ANCHOR_END: sequential
@@ -417,26 +381,16 @@ pub fn rand_read_threads(
             .map(|w| w.join().expect("reader thread"))
             .collect()
     });
-    let Spent {
-        elapsed,
-        cpu,
-        switches,
-    } = window.stop();
+    let spent = window.stop();
     let mut latencies = Latencies::new();
     for r in results {
         latencies.merge(r?);
     }
     let ops = latencies.len() as u64;
     Ok(Measured {
-        ops,
-        bytes: ops * BLOCK as u64,
-        elapsed,
-        cpu: Some(cpu),
-        ctx_switches: Some(switches),
         // read_exact_at makes one pread per block unless a read comes up short.
         syscalls: Some(ops),
-        latencies,
-        io_wq_workers: None,
+        ..Measured::of_window(spent, ops * BLOCK as u64, latencies)
     })
 }
 
@@ -570,21 +524,12 @@ fn uring_random(
             }
         }
     }
-    let Spent {
-        elapsed,
-        cpu,
-        switches,
-    } = window.stop();
-    let ops = latencies.len() as u64;
+    let spent = window.stop();
+    let bytes = latencies.len() as u64 * BLOCK as u64;
     Ok(Measured {
-        ops,
-        bytes: ops * BLOCK as u64,
-        elapsed,
-        cpu: Some(cpu),
-        ctx_switches: Some(switches),
         syscalls: Some(syscalls),
-        latencies,
         io_wq_workers: Some(io_wq_workers()),
+        ..Measured::of_window(spent, bytes, latencies)
     })
 }
 // ANCHOR_END: random_loop

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use uring_book::bench::machine::{FileSystem, Machine};
-use uring_book::bench::stats::Latencies;
+use uring_book::bench::stats::{Latencies, Spent};
 
 /// The settings that produced a record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -88,6 +88,20 @@ pub struct Measured {
 }
 
 impl Measured {
+    /// A measurement of one window: one operation per latency sample, and
+    /// no system-call or io-wq count (the callers that have them add them).
+    pub fn of_window(spent: Spent, bytes: u64, latencies: Latencies) -> Measured {
+        Measured {
+            ops: latencies.len() as u64,
+            bytes,
+            elapsed: spent.elapsed,
+            cpu: Some(spent.cpu),
+            ctx_switches: Some(spent.switches),
+            latencies,
+            ..Measured::default()
+        }
+    }
+
     /// Two measurements of the same thing as one: counts and times add up,
     /// the latency samples are pooled.
     pub fn merge(mut self, other: Measured) -> Measured {
