@@ -156,6 +156,11 @@ pub fn run() -> anyhow::Result<()> {
         "io_uring_setup(4, &p): {} SQ entries, {} CQ entries, features {:#x}",
         p.sq_entries, p.cq_entries, p.features
     );
+    println!(
+        "  (Linux {}: {} IORING_FEAT_* flags set)",
+        uring_book::system::kernel_release(),
+        p.features.count_ones()
+    );
     let (s, c) = (&p.sq_off, &p.cq_off);
     println!(
         "sq_off: head={} tail={} ring_mask={} ring_entries={} flags={} dropped={} \
