@@ -154,6 +154,7 @@ fn is_out_of_resources(err: &io::Error) -> bool {
     let exhausted = [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM];
     err.raw_os_error().is_some_and(|e| exhausted.contains(&e))
 }
+// ANCHOR_END: serve
 
 // ANCHOR: echo
 /// Echoes until the client shuts down its sending side; returns the bytes.

@@ -1,6 +1,8 @@
-//! The echo-server suite: every echo server of the book, started as a child
-//! process on a free loopback port, faces the same clients. A chapter that
-//! adds a server adds one `echo_server_tests!` line.
+//! The echo-server suite: an echo server, started as a child process on a
+//! free loopback port, faces the same clients. A server that prints
+//! `listening on ADDR`, exits with status 0 on SIGTERM and logs `EMFILE` on
+//! stderr joins with one `echo_server_tests!` line; chapter 5's is the only
+//! one so far (chapter 6's stop when their stdin closes and log nothing).
 //!
 //! Clients are blocking std sockets with timeouts, or the crate's load
 //! client, so every test is bounded in time. Nothing here measures speed.

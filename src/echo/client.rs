@@ -393,7 +393,7 @@ async fn exchange(
     }
 }
 
-/// `echo-client` on the command line.
+/// Load an echo server and verify every echoed byte.
 #[derive(clap::Args, Debug)]
 pub struct CliArgs {
     /// The echo server's address
