@@ -123,6 +123,14 @@ fn expand_link(link: &str, base: &Path, depth: usize) -> Result<Option<String>, 
                         file.display()
                     ));
                 }
+                // mdBook runs an anchor with no end to the end of the file,
+                // which shows far more than the chapter means to.
+                if !content.lines().any(|l| anchor_end(l) == Some(sel)) {
+                    return Err(format!(
+                        "{{{{#{link}}}}}: anchor `{sel}` has no ANCHOR_END in {}",
+                        file.display()
+                    ));
+                }
                 select_anchor(&content, sel, rustdoc)
             }
         },

@@ -100,3 +100,11 @@ fn a_missing_program_output_is_a_placeholder_not_an_error() {
     let text = build_script::expand("{{#include output/not-yet.txt}}", &base, 0).unwrap();
     assert!(text.contains("run scripts/regen-output.sh"), "{text}");
 }
+
+#[test]
+fn an_anchor_without_its_end_is_an_error() {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/include");
+    let err =
+        build_script::expand("{{#include unterminated.rs:open}}", &base, 0).unwrap_err();
+    assert!(err.contains("anchor `open` has no ANCHOR_END"), "{err}");
+}
