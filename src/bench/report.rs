@@ -1046,6 +1046,43 @@ mod tests {
     }
 
     #[test]
+    fn the_profile_keeps_the_discussed_functions_beyond_the_top_five() {
+        let hot = |names: &[(&str, f64)]| {
+            Some(
+                names
+                    .iter()
+                    .map(|&(n, p)| (n.to_string(), p))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let mut plain = record("echo", "tokio-uring", 100, 1000);
+        plain.hottest = hot(&[
+            ("a", 9.0),
+            ("b", 8.0),
+            ("c", 7.0),
+            ("d", 6.0),
+            ("e", 5.0),
+            ("__pv_queued_spin_lock_slowpath", 2.2),
+        ]);
+        let mut coop = record("echo", "tokio-uring+coop", 100, 1000);
+        coop.hottest = hot(&[("a", 9.0), ("irqentry_exit_to_user_mode", 1.0)]);
+        let md = summary_markdown(&[plain, coop], "cmd");
+        assert!(
+            md.contains("| `__pv_queued_spin_lock_slowpath` | 2.2 % | - |"),
+            "{md}"
+        );
+        assert!(md.contains("not among the 2 hottest"), "{md}");
+        assert!(
+            md.contains(
+                "`__pv_queued_spin_lock_slowpath` took 2.2 % of tokio-uring's samples \
+                 and was not among the hottest functions of tokio-uring+coop"
+            ),
+            "{md}"
+        );
+        assert!(!md.contains("This run has no profile"), "{md}");
+    }
+
+    #[test]
     fn the_knee_is_the_first_depth_within_90_percent_of_the_best() {
         let mut records = vec![
             record("rand-read-direct", "io_uring", 1, 10000),
