@@ -482,7 +482,9 @@ pub fn serve(engine: &str, cpu: Option<usize>) -> anyhow::Result<()> {
                 echo_servers::serve_std_threads(listener)
             }
         }
-        other => bail!("no echo server '{other}' (tokio-uring, tokio, std-threads)"),
+        other => bail!(
+            "no echo server '{other}' (tokio-uring, tokio-uring+coop, tokio, std-threads)"
+        ),
     }
 }
 

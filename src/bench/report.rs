@@ -604,6 +604,24 @@ pub fn findings(records: &[Record]) -> Vec<(&'static str, String)> {
                 }
             }
         }
+        // The functions the chapter discusses get a row wherever a server has them.
+        for &name in PROFILE_WATCHED {
+            let seen = profiled.iter().any(|r| {
+                r.hottest
+                    .as_deref()
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|(n, _)| n == name)
+            });
+            if seen && !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        let kept = profiled
+            .iter()
+            .map(|r| r.hottest.as_deref().unwrap_or_default().len())
+            .min()
+            .unwrap_or(0);
         let mut table = format!(
             "Share of the server's CPU samples (`perf record`) at {} connections, {} messages:\n\n\
              | function | {} |\n|:---|{}\n",
@@ -624,9 +642,64 @@ pub fn findings(records: &[Record]) -> Vec<(&'static str, String)> {
                 .collect();
             table += &format!("| `{name}` | {} |\n", cells.join(" | "));
         }
+        table += &format!(
+            "\nEach server's five hottest functions, and the rows the chapter discusses; \
+             `-`: not among the {kept} hottest functions the run kept for that server.\n"
+        );
         out.push(("echo-profile", table));
+        if let Some(text) = profile_watched(&profiled) {
+            out.push(("echo-profile-watched", text));
+        }
     }
     out
+}
+
+/// Functions of the echo servers' profile that the chapter discusses: the
+/// return to user space from an interrupt, where task_work signalled with an
+/// IPI runs, and the slow path of a contended spin lock in a virtual machine.
+const PROFILE_WATCHED: &[&str] = &[
+    "irqentry_exit_to_user_mode",
+    "__pv_queued_spin_lock_slowpath",
+];
+
+/// One sentence per watched function: its share of samples in each profiled
+/// server, or that it was not among the functions the run kept.
+fn profile_watched(profiled: &[&Record]) -> Option<String> {
+    let sentences: Vec<String> = PROFILE_WATCHED
+        .iter()
+        .map(|&name| {
+            let (with, without): (Vec<&&Record>, Vec<&&Record>) =
+                profiled.iter().partition(|r| {
+                    r.hottest
+                        .as_deref()
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|(n, _)| n == name)
+                });
+            let shares: Vec<String> = with
+                .iter()
+                .map(|r| {
+                    let hot = r.hottest.as_deref().unwrap_or_default();
+                    let p = hot.iter().find(|(n, _)| n == name).map_or(0.0, |(_, p)| *p);
+                    format!("{p:.1} % of {}'s samples", r.engine)
+                })
+                .collect();
+            let absent: Vec<&str> = without.iter().map(|r| r.engine.as_str()).collect();
+            let mut parts = Vec::new();
+            if !shares.is_empty() {
+                parts.push(format!("took {}", shares.join(", ")));
+            }
+            if !absent.is_empty() {
+                parts.push(format!(
+                    "was not among the hottest functions of {}",
+                    absent.join(", ")
+                ));
+            }
+            format!("`{name}` {}", parts.join(" and "))
+        })
+        .collect();
+    (!profiled.is_empty())
+        .then(|| format!("In this run's profile, {}.", sentences.join("; ")))
 }
 
 /// Where more depth stops paying: the smallest depth at which plain io_uring
@@ -876,6 +949,11 @@ pub const FINDINGS: &[(&str, &str)] = &[
         "echo-profile",
         "This run has no profile of the echo servers (perf was not available).",
     ),
+    (
+        "echo-profile-watched",
+        "This run has no profile of the echo servers, so nothing to say about the \
+         functions below.",
+    ),
 ];
 
 /// The Markdown summary the chapter includes: every table, then the
@@ -965,6 +1043,43 @@ mod tests {
             );
         }
         assert!(md.contains("fio was not installed"));
+    }
+
+    #[test]
+    fn the_profile_keeps_the_discussed_functions_beyond_the_top_five() {
+        let hot = |names: &[(&str, f64)]| {
+            Some(
+                names
+                    .iter()
+                    .map(|&(n, p)| (n.to_string(), p))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let mut plain = record("echo", "tokio-uring", 100, 1000);
+        plain.hottest = hot(&[
+            ("a", 9.0),
+            ("b", 8.0),
+            ("c", 7.0),
+            ("d", 6.0),
+            ("e", 5.0),
+            ("__pv_queued_spin_lock_slowpath", 2.2),
+        ]);
+        let mut coop = record("echo", "tokio-uring+coop", 100, 1000);
+        coop.hottest = hot(&[("a", 9.0), ("irqentry_exit_to_user_mode", 1.0)]);
+        let md = summary_markdown(&[plain, coop], "cmd");
+        assert!(
+            md.contains("| `__pv_queued_spin_lock_slowpath` | 2.2 % | - |"),
+            "{md}"
+        );
+        assert!(md.contains("not among the 2 hottest"), "{md}");
+        assert!(
+            md.contains(
+                "`__pv_queued_spin_lock_slowpath` took 2.2 % of tokio-uring's samples \
+                 and was not among the hottest functions of tokio-uring+coop"
+            ),
+            "{md}"
+        );
+        assert!(!md.contains("This run has no profile"), "{md}");
     }
 
     #[test]
