@@ -123,11 +123,11 @@ fn kernel() -> Check {
 fn sysctl() -> Check {
     const NAME: &str = "io_uring_disabled";
     match system::io_uring_disabled() {
-        None => Check::new(NAME, Status::Ok, "no such sysctl (kernel before 6.6)"),
+        None => Check::new(NAME, Status::Ok, "no such sysctl: nothing to switch off"),
         Some(0) => Check::new(NAME, Status::Ok, "0: every process may use io_uring"),
         Some(1) => {
-            Check::new(NAME, Status::Warn, "1: only kernel.io_uring_group and root")
-                .fix("sudo sysctl kernel.io_uring_disabled=0")
+            let who = "1: only CAP_SYS_ADMIN (initial userns) and kernel.io_uring_group";
+            Check::new(NAME, Status::Warn, who).fix("sudo sysctl kernel.io_uring_disabled=0")
         }
         Some(n) => Check::new(
             NAME,
@@ -231,10 +231,15 @@ fn memlock() -> Check {
         return Check::new(NAME, Status::Warn, "getrlimit failed");
     };
     let soft = system::human_bytes(limit.soft);
-    let detail = if system::has_cap_ipc_lock() {
+    // Kernels 5.12 to 6.13 charge the rings to the memory cgroup instead.
+    let rings = system::kernel_version().is_none_or(|v| v < (5, 12) || v >= (6, 14));
+    let charged = if rings { "rings and buffers" } else { "registered buffers" };
+    let detail = if system::exempt_from_memlock() {
         format!("{soft}; CAP_IPC_LOCK held, so nothing is charged to it")
+    } else if system::has_cap_ipc_lock() {
+        format!("{soft}; {charged} charged (CAP_IPC_LOCK is userns-only)")
     } else {
-        format!("{soft}; no CAP_IPC_LOCK, so rings and buffers are charged")
+        format!("{soft}; no CAP_IPC_LOCK, so {charged} are charged")
     };
     Check::new(NAME, Status::Ok, detail)
 }
