@@ -123,7 +123,11 @@ fn enosys_reason(seccomp: Option<u32>, has_sysctl: bool, release: &str) -> Strin
 
 /// ENOMEM from io_uring_setup. Kernels up to 5.11, and again from 6.14, charge
 /// the rings to RLIMIT_MEMLOCK; 5.12 to 6.13 charge them to the memory cgroup.
-fn enomem_reason(version: Option<(u32, u32)>, exempt: bool, limit: Option<u64>) -> String {
+fn enomem_reason(
+    version: Option<(u32, u32)>,
+    exempt: bool,
+    limit: Option<u64>,
+) -> String {
     let memlock = version.is_none_or(|v| v < (5, 12) || v >= (6, 14));
     if memlock && !exempt {
         return format!(
@@ -241,10 +245,16 @@ mod tests {
         assert!(both.starts_with("either a seccomp filter"), "{both}");
         assert!(both.contains("built without io_uring"), "{both}");
         let filter = enosys_reason(Some(2), true, "6.8.0");
-        assert!(filter.contains("answers io_uring calls with ENOSYS"), "{filter}");
+        assert!(
+            filter.contains("answers io_uring calls with ENOSYS"),
+            "{filter}"
+        );
         assert!(!filter.contains("built without"), "{filter}");
         let kernel = enosys_reason(Some(0), false, "5.14.0");
-        assert!(kernel.starts_with("this kernel (5.14.0) was built"), "{kernel}");
+        assert!(
+            kernel.starts_with("this kernel (5.14.0) was built"),
+            "{kernel}"
+        );
         let sandbox = enosys_reason(Some(0), true, "6.8.0");
         assert!(sandbox.contains("sandbox"), "{sandbox}");
         for msg in [both, filter, kernel, sandbox] {
@@ -256,7 +266,10 @@ mod tests {
     fn enomem_blames_memlock_only_where_the_kernel_charges_rings_to_it() {
         for v in [(5, 11), (6, 14), (6, 18)] {
             let msg = enomem_reason(Some(v), false, Some(0));
-            assert!(msg.contains("charged to RLIMIT_MEMLOCK (0 bytes)"), "{v:?}: {msg}");
+            assert!(
+                msg.contains("charged to RLIMIT_MEMLOCK (0 bytes)"),
+                "{v:?}: {msg}"
+            );
         }
         for v in [(5, 12), (6, 1), (6, 13)] {
             let msg = enomem_reason(Some(v), false, Some(0));
@@ -270,7 +283,10 @@ mod tests {
     #[test]
     fn eacces_points_at_a_security_module() {
         let msg = explain_setup_failure(&io::Error::from_raw_os_error(libc::EACCES));
-        assert!(msg.starts_with("io_uring_setup failed with EACCES"), "{msg}");
+        assert!(
+            msg.starts_with("io_uring_setup failed with EACCES"),
+            "{msg}"
+        );
         assert!(msg.contains("SELinux") && msg.contains("Fix:"), "{msg}");
     }
 

@@ -127,7 +127,8 @@ fn sysctl() -> Check {
         Some(0) => Check::new(NAME, Status::Ok, "0: every process may use io_uring"),
         Some(1) => {
             let who = "1: only CAP_SYS_ADMIN (initial userns) and kernel.io_uring_group";
-            Check::new(NAME, Status::Warn, who).fix("sudo sysctl kernel.io_uring_disabled=0")
+            Check::new(NAME, Status::Warn, who)
+                .fix("sudo sysctl kernel.io_uring_disabled=0")
         }
         Some(n) => Check::new(
             NAME,
@@ -233,7 +234,11 @@ fn memlock() -> Check {
     let soft = system::human_bytes(limit.soft);
     // Kernels 5.12 to 6.13 charge the rings to the memory cgroup instead.
     let rings = system::kernel_version().is_none_or(|v| v < (5, 12) || v >= (6, 14));
-    let charged = if rings { "rings and buffers" } else { "registered buffers" };
+    let charged = if rings {
+        "rings and buffers"
+    } else {
+        "registered buffers"
+    };
     let detail = if system::exempt_from_memlock() {
         format!("{soft}; CAP_IPC_LOCK held, so nothing is charged to it")
     } else if system::has_cap_ipc_lock() {

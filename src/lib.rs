@@ -19,4 +19,5 @@ pub mod ex4_tokio_uring_file;
 pub mod ex5_tcp_echo;
 pub mod ex6_benchmark;
 pub mod exercises;
+pub mod in_flight;
 pub mod system;

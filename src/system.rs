@@ -123,7 +123,9 @@ pub fn in_group(kgid: u32) -> bool {
         return false; // the group has no name in this namespace
     };
     let fsgid = status_field("Gid").and_then(|ids| {
-        ids.split_whitespace().nth(3).and_then(|g| g.parse::<u32>().ok())
+        ids.split_whitespace()
+            .nth(3)
+            .and_then(|g| g.parse::<u32>().ok())
     });
     if fsgid == Some(gid) {
         return true;

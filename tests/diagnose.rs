@@ -43,7 +43,10 @@ fn doctor_names_a_security_module_for_eacces() {
         stdout.contains("FAIL  io_uring_setup     failed with EACCES"),
         "{stdout}"
     );
-    assert!(stdout.contains("a Linux security module refused it"), "{stdout}");
+    assert!(
+        stdout.contains("a Linux security module refused it"),
+        "{stdout}"
+    );
     assert!(stdout.contains("ausearch"), "{stdout}");
 }
 

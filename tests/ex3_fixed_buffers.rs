@@ -65,7 +65,7 @@ fn the_exercise_round_trips_and_measures() {
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("registered 16 buffers of 64 KiB (1 MiB pinned) and 1 file"),
+        text.contains("registered 16 buffers of 64 KiB (1 MiB spanning "),
         "{text}"
     );
     assert!(
