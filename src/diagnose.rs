@@ -128,7 +128,7 @@ fn enomem_reason(
     exempt: bool,
     limit: Option<u64>,
 ) -> String {
-    let memlock = version.is_none_or(|v| v < (5, 12) || v >= (6, 14));
+    let memlock = system::rings_charged_to_memlock(version);
     if memlock && !exempt {
         return format!(
             "the ring's memory is charged to RLIMIT_MEMLOCK ({}) and this process is \

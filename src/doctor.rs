@@ -232,8 +232,7 @@ fn memlock() -> Check {
         return Check::new(NAME, Status::Warn, "getrlimit failed");
     };
     let soft = system::human_bytes(limit.soft);
-    // Kernels 5.12 to 6.13 charge the rings to the memory cgroup instead.
-    let rings = system::kernel_version().is_none_or(|v| v < (5, 12) || v >= (6, 14));
+    let rings = system::rings_charged_to_memlock(system::kernel_version());
     let charged = if rings {
         "rings and buffers"
     } else {

@@ -138,7 +138,7 @@ pub fn run_batch(
     let mut todo: VecDeque<usize> = (0..ops.len()).collect();
     let mut flight = InFlight::new(ring, ops)?;
     while !flight.is_idle() || (flight.ok() && !todo.is_empty()) {
-        while flight.ok() && flight.len() < cq_room {
+        while flight.ok() && flight.pending() < cq_room {
             let Some(i) = todo.pop_front() else { break };
             let sqe = sqe_for(dir, fd, &mut flight.buffers()[i]);
             // SAFETY: the buffer is lent to `flight`, which gives it back
@@ -149,7 +149,7 @@ pub fn run_batch(
             stats.sqes += 1;
         }
         // Submit what is queued and wait for all of it.
-        flight.wait_for(flight.len(), |ops, i, res| {
+        flight.wait_for(flight.pending(), |ops, i, res| {
             stats.order.push(i as u64);
             stats.results.push(res);
             if account(dir, i, &mut ops[i], res)? {
@@ -255,7 +255,10 @@ pub fn out_of_order(
                     .unwrap_or_else(|e| flight.fail(e.into()));
             }
         }
-        flight.wait_for(1, |_, i, _| Ok(order.push(i as u64)));
+        flight.wait_for(1, |_, i, _| {
+            order.push(i as u64);
+            Ok(())
+        });
     }
     flight.finish()?;
     Ok(order)

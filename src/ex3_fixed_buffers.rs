@@ -232,7 +232,7 @@ pub fn write_read_fixed(
             }
             sqes += 1;
         }
-        flight.wait_for(flight.len(), |bufs, i, res| {
+        flight.wait_for(flight.pending(), |bufs, i, res| {
             if res <= 0 {
                 let why = match res {
                     0 => "moved 0 bytes".into(),
@@ -300,7 +300,7 @@ pub fn measure(
     let mut flight = InFlight::new(ring, buf)?;
     while !flight.is_idle() || (flight.ok() && issued < ops) {
         // Queue until `most` reads are in flight, then submit and wait for all.
-        while flight.ok() && issued < ops && flight.len() < most {
+        while flight.ok() && issued < ops && flight.pending() < most {
             let (ptr, offset) = (flight.buffers().as_mut_ptr(), issued % slots * len);
             let sqe = read_sqe(variant, fd, ptr, len as u32, offset as u64);
             // SAFETY: every read lands in `buf`, lent to `flight` until all
@@ -310,7 +310,7 @@ pub fn measure(
             }
             issued += 1;
         }
-        flight.wait_for(flight.len(), |_, _, res| match res == len as i32 {
+        flight.wait_for(flight.pending(), |_, _, res| match res == len as i32 {
             true => Ok(()),
             false => Err(anyhow!("{variant:?} returned {res}, not {len}")),
         });

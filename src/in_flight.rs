@@ -60,7 +60,7 @@ pub struct InFlight<'a, B: Leak + ?Sized> {
     /// The batch number, in the high 32 bits of every user_data.
     batch: u64,
     /// The user_data of every SQE pushed whose CQE has not come yet.
-    pending: HashSet<u64>,
+    pending_ids: HashSet<u64>,
     /// The first error; after it nothing new is queued.
     failed: Option<anyhow::Error>,
     /// io_uring_enter calls in a row that moved nothing.
@@ -78,18 +78,15 @@ impl<'a, B: Leak + ?Sized> InFlight<'a, B> {
         if queued > 0 {
             bail!("the ring has {queued} SQEs of an earlier batch queued: drop it");
         }
-        let batch = u64::from(NEXT_BATCH.fetch_add(1, Ordering::Relaxed)) << 32;
-        let (pending, calls) = (HashSet::new(), Vec::new());
-        let (failed, stalls, gave_up) = (None, 0, false);
         Ok(InFlight {
             ring,
             bufs,
-            batch,
-            pending,
-            failed,
-            stalls,
-            gave_up,
-            calls,
+            batch: u64::from(NEXT_BATCH.fetch_add(1, Ordering::Relaxed)) << 32,
+            pending_ids: HashSet::new(),
+            failed: None,
+            stalls: 0,
+            gave_up: false,
+            calls: Vec::new(),
         })
     }
     // ANCHOR_END: struct
@@ -100,14 +97,14 @@ impl<'a, B: Leak + ?Sized> InFlight<'a, B> {
     }
 
     /// Operations pushed whose CQE has not come yet.
-    pub fn len(&self) -> usize {
-        self.pending.len()
+    pub fn pending(&self) -> usize {
+        self.pending_ids.len()
     }
 
     /// Whether nothing of the batch can touch the buffers any more: every CQE
     /// came, or the buffers were leaked.
     pub fn is_idle(&self) -> bool {
-        self.pending.is_empty() || self.gave_up
+        self.pending_ids.is_empty() || self.gave_up
     }
 
     /// False after the first error: the caller then queues nothing more.
@@ -130,7 +127,7 @@ impl<'a, B: Leak + ?Sized> InFlight<'a, B> {
     /// its CQE is reaped: keep them in the buffers lent to this batch.
     pub unsafe fn push(&mut self, entry: squeue::Entry, index: usize) -> bool {
         let user_data = self.batch | index as u64;
-        if index > u32::MAX as usize || self.pending.contains(&user_data) {
+        if index > u32::MAX as usize || self.pending_ids.contains(&user_data) {
             self.fail(anyhow!("operation {index} is already in flight"));
             return false;
         }
@@ -148,7 +145,7 @@ impl<'a, B: Leak + ?Sized> InFlight<'a, B> {
                 return false;
             }
         }
-        self.pending.insert(user_data);
+        self.pending_ids.insert(user_data);
         true
     }
     // ANCHOR_END: push
@@ -185,11 +182,11 @@ impl<'a, B: Leak + ?Sized> InFlight<'a, B> {
         if self.is_idle() {
             return;
         }
-        let entered = self.enter(want.min(self.len()), false);
+        let entered = self.enter(want.min(self.pending()), false);
         let mut reaped = 0;
         for cqe in self.ring.completion() {
             let user_data = cqe.user_data();
-            if !self.pending.remove(&user_data) {
+            if !self.pending_ids.remove(&user_data) {
                 let err = anyhow!("a CQE of no operation here: user_data {user_data:#x}");
                 self.failed.get_or_insert(err);
                 continue;
@@ -219,10 +216,13 @@ impl<'a, B: Leak + ?Sized> InFlight<'a, B> {
     /// waits for the rest and reports the slip as an error.
     pub fn finish(mut self) -> anyhow::Result<Vec<Call>> {
         if !self.is_idle() {
-            self.fail(anyhow!("finish with {} operations in flight", self.len()));
+            self.fail(anyhow!(
+                "finish with {} operations in flight",
+                self.pending()
+            ));
         }
         while !self.is_idle() {
-            self.wait_for(self.len(), |_, _, _| Ok(()));
+            self.wait_for(self.pending(), |_, _, _| Ok(()));
         }
         match self.failed.take() {
             Some(err) => Err(err),
@@ -239,7 +239,7 @@ impl<'a, B: Leak + ?Sized> InFlight<'a, B> {
         self.bufs.leak_buffers();
         self.gave_up = true;
         let err = self.failed.take().unwrap_or_else(|| anyhow!("no progress"));
-        let n = self.len();
+        let n = self.pending();
         self.failed = Some(err.context(format!(
             "gave up on {n} operations in flight, leaking their buffers"
         )));
@@ -255,9 +255,9 @@ impl<B: Leak + ?Sized> Drop for InFlight<'_, B> {
             return;
         }
         for cqe in self.ring.completion() {
-            self.pending.remove(&cqe.user_data());
+            self.pending_ids.remove(&cqe.user_data());
         }
-        if !self.pending.is_empty() {
+        if !self.pending_ids.is_empty() {
             self.bufs.leak_buffers();
         }
     }

@@ -155,6 +155,13 @@ pub fn id_in_namespace(map: &str, outer: u32) -> Option<u32> {
     })
 }
 
+/// Whether a kernel of `version` charges the rings themselves to
+/// RLIMIT_MEMLOCK: 5.1 to 5.11 did, 5.12 to 6.13 charge them to the memory
+/// cgroup instead, and 6.14 charges them to RLIMIT_MEMLOCK again.
+pub fn rings_charged_to_memlock(version: Option<(u32, u32)>) -> bool {
+    version.is_none_or(|v| !((5, 12)..(6, 14)).contains(&v))
+}
+
 /// A resource limit as (soft, hard); `None` stands for RLIM_INFINITY.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limit {

@@ -36,7 +36,8 @@ fn a_stray_cqe_is_an_error_not_a_completion() {
 
     let (dir, file) = scratch();
     let mut written = blocks(4, 4096);
-    let err = run_batch(&mut ring, Dir::Write, file.as_raw_fd(), &mut written).unwrap_err();
+    let err =
+        run_batch(&mut ring, Dir::Write, file.as_raw_fd(), &mut written).unwrap_err();
     assert!(
         err.to_string()
             .contains("a CQE of no operation here: user_data 0x0"),
@@ -57,9 +58,11 @@ fn a_ring_with_sqes_of_someone_else_queued_is_refused() {
     unsafe { ring.submission().push(&nop) }.unwrap();
     let (_dir, file) = scratch();
     let mut written = blocks(2, 4096);
-    let err = run_batch(&mut ring, Dir::Write, file.as_raw_fd(), &mut written).unwrap_err();
+    let err =
+        run_batch(&mut ring, Dir::Write, file.as_raw_fd(), &mut written).unwrap_err();
     assert!(
-        err.to_string().contains("1 SQEs of an earlier batch queued"),
+        err.to_string()
+            .contains("1 SQEs of an earlier batch queued"),
         "{err:#}"
     );
     assert!(written.iter().all(|op| op.done == 0), "nothing was queued");
@@ -69,7 +72,7 @@ fn a_ring_with_sqes_of_someone_else_queued_is_refused() {
 fn a_panic_with_a_read_in_flight_leaks_the_buffer() {
     let (rx, mut tx) = std::io::pipe().unwrap();
     let mut ring = IoUring::new(8).unwrap();
-    let mut bufs = vec![vec![0u8; 4]];
+    let mut bufs = [vec![0u8; 4]];
     let addr = bufs[0].as_ptr() as usize;
     let caught = catch_unwind(AssertUnwindSafe(|| {
         let mut flight = InFlight::new(&mut ring, &mut bufs[..]).unwrap();
@@ -103,6 +106,9 @@ fn an_op_without_offset_uses_the_file_position() {
     let mut ring = IoUring::new(8).unwrap();
     let mut ops = vec![Op::stream(b"abc".to_vec())];
     run_batch(&mut ring, Dir::Write, file.as_raw_fd(), &mut ops).unwrap();
-    assert_eq!(std::fs::read(dir.path().join("data")).unwrap(), b"0123abc789");
+    assert_eq!(
+        std::fs::read(dir.path().join("data")).unwrap(),
+        b"0123abc789"
+    );
     assert_eq!(file.stream_position().unwrap(), 7);
 }
