@@ -366,6 +366,23 @@ fn runs(values: &[i32]) -> String {
     shown.join(", ")
 }
 
+/// The name of the filesystem `file` is on, as statfs(2) tells it.
+pub fn filesystem(file: &File) -> String {
+    // SAFETY: statfs is plain data that fstatfs fills or leaves alone.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstatfs(file.as_raw_fd(), &mut fs) } != 0 {
+        return "an unknown filesystem".into();
+    }
+    match fs.f_type as u64 {
+        0xEF53 => "ext4".into(),
+        0x5846_5342 => "xfs".into(),
+        0x9123_683E => "btrfs".into(),
+        0x0102_1994 => "tmpfs".into(),
+        0x794C_7630 => "overlayfs".into(),
+        other => format!("a filesystem of type {other:#x}"),
+    }
+}
+
 /// Kernel worker threads (io-wq) of this process: the threads named iou-wrk-*.
 pub fn io_wq_workers() -> usize {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
@@ -429,7 +446,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     show("reads", &r);
     println!("  every block read back equals the block written at its offset");
     println!(
-        "  io-wq worker threads (iou-wrk-*) this process has now: {}",
+        "  the file is on {}; io-wq worker threads (iou-wrk-*) now: {}",
+        filesystem(&file),
         io_wq_workers()
     );
 
