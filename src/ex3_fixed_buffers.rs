@@ -292,6 +292,7 @@ pub fn measure(
     variant: Variant,
     ops: usize,
 ) -> anyhow::Result<Duration> {
+    anyhow::ensure!(!buf.is_empty(), "no buffer to read into (leaked?)");
     let len = MEASURE_READ.min(buf.len());
     // The offsets cycle through the first `buf.len()` bytes of the file.
     let slots = buf.len() / len;

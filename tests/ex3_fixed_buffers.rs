@@ -153,3 +153,18 @@ fn a_failing_measurement_reaps_every_read_before_returning() {
     let left: Vec<u64> = ring.completion().map(|c| c.user_data()).collect();
     assert_eq!(left, [99]);
 }
+
+#[test]
+fn a_measurement_without_a_buffer_is_an_error_not_a_panic() {
+    // After a give-up the buffer is leaked and its Vec left empty.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data");
+    std::fs::write(&path, vec![7u8; 4096]).unwrap();
+    let file = File::open(&path).unwrap();
+    let mut ring = IoUring::new(8).unwrap();
+    let err = measure(&mut ring, &file, &mut Vec::new(), Variant::Read, 10).unwrap_err();
+    assert!(
+        err.to_string().contains("no buffer to read into"),
+        "{err:#}"
+    );
+}
