@@ -77,8 +77,11 @@ pub fn checks() -> Vec<Check> {
     // The chapter checks make rings of their own; this one's memory first
     // goes back to RLIMIT_MEMLOCK.
     let have_ring = ring.is_ok();
+    let buffers_fail = out
+        .iter()
+        .any(|c| c.name == "register_buffers" && c.status == Status::Fail);
     drop(ring);
-    out.extend(chapters(have_ring));
+    out.extend(chapters(have_ring, buffers_fail));
     out
 }
 
@@ -223,7 +226,7 @@ fn registration(ring: &IoUring) -> Check {
 // ANCHOR_END: registration
 
 /// One line per chapter: can this kernel run it? From the table of features.
-fn chapters(have_ring: bool) -> Vec<Check> {
+fn chapters(have_ring: bool, buffers_fail: bool) -> Vec<Check> {
     const NAMES: [&str; 8] = [
         "chapter 1",
         "chapter 2",
@@ -244,13 +247,31 @@ fn chapters(have_ring: bool) -> Vec<Check> {
     let presence: Vec<Presence> = features::check_all();
     features::CHAPTERS
         .zip(NAMES)
-        .map(|(c, name)| chapter(c, name, &presence))
+        .map(|(c, name)| chapter(c, name, &presence, buffers_fail))
         .collect()
 }
 
-fn chapter(c: u8, name: &'static str, presence: &[Presence]) -> Check {
+fn chapter(
+    c: u8,
+    name: &'static str,
+    presence: &[Presence],
+    buffers_fail: bool,
+) -> Check {
     let s = features::chapter_support(c, presence);
     let floor = features::version(features::chapter_kernel(c));
+    // The kernel may have registered buffers and still refuse this process
+    // the chapter's 1 MiB of them (RLIMIT_MEMLOCK): the check above says.
+    let registers = ROWS.iter().any(|r| {
+        r.name.contains("IORING_REGISTER_BUFFERS")
+            && r.uses.contains(&features::Use::Needs(c))
+    });
+    if buffers_fail && registers {
+        return Check::new(
+            name,
+            Status::Fail,
+            "cannot run: registering its buffers fails (see above)",
+        );
+    }
     if !s.missing.is_empty() {
         return Check::new(
             name,

@@ -164,13 +164,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .with_context(|| format!("cannot make a directory in {}", base.display()))?;
     let fs = machine::file_system(dir.path())?;
     println!("machine: {}", machine::Machine::this().describe());
-    println!("files: {} in {}", copy::human(size), fs.describe());
+    println!("source and copy: {} each, in", copy::human(size));
+    println!("  {}", fs.describe());
     println!(
-        "blocks of {} KiB; the linked copy keeps {pairs} pairs in flight; {} runs of each \
-         method per cache state, in rotating order",
+        "blocks of {} KiB, {pairs} linked pairs in flight; {} runs of each method",
         block / 1024,
         args.repeats
     );
+    println!("per cache state, in an order that rotates from run to run");
     let src = dir.path().join("source");
     let dst = dir.path().join("copy");
     copy::write_test_file(&src, size)?;
@@ -234,7 +235,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 
 fn table(series: &[Series]) -> String {
     let mut out = format!(
-        "\n{:<24} {:>22} {:>22}\n{:<24} {:>8} {:>13} {:>8} {:>13}\n",
+        "\n{:<24} {:>20}   {:>20}\n{:<24} {:>8} {:>11}   {:>8} {:>11}\n",
         "",
         "cold cache, MiB/s",
         "warm cache, MiB/s",
@@ -246,13 +247,18 @@ fn table(series: &[Series]) -> String {
     );
     for method in METHODS {
         out += &format!("{:<24}", method.name());
-        for cache in [Cache::Cold, Cache::Warm] {
+        for (i, cache) in [Cache::Cold, Cache::Warm].into_iter().enumerate() {
             let s = series
                 .iter()
                 .find(|s| s.method == method && s.cache == cache)
                 .unwrap();
             let (min, max) = s.range();
-            out += &format!(" {:>8.0} {:>13}", s.median(), format!("{min:.0}-{max:.0}"));
+            let gap = if i == 0 { "" } else { "  " };
+            out += &format!(
+                "{gap} {:>8.0} {:>11}",
+                s.median(),
+                format!("{min:.0}-{max:.0}")
+            );
         }
         out += "\n";
     }

@@ -43,7 +43,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         };
         let since = features::version(row.since);
         let how = row.check.describe().replace('`', "");
-        println!("  {:<3} {name} ({since}, {how})", p.word());
+        println!("  {:<3}  {name}  [Linux {since}; {how}]", p.word());
     }
 
     println!("\nchoices made at run time:");

@@ -209,40 +209,48 @@ pub fn wait_with_deadline(
     path: DeadlinePath,
 ) -> anyhow::Result<(Vec<Cqe>, bool)> {
     let ts = timespec(timeout);
-    let mut cqes = Vec::new();
-    match path {
+    let cqes: Vec<Cqe> = match path {
         DeadlinePath::ExtArg => {
             let args = types::SubmitArgs::new().timespec(&ts);
             // ETIME: time ran out. But a call that also submits SQEs returns
             // how many it submitted, time out or not: count the CQEs instead.
             match ring.submitter().submit_with_args(want, &args) {
-                Ok(_) => {}
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR)) => {
+                Err(e)
+                    if !matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR)) =>
+                {
+                    return Err(e.into());
                 }
-                Err(e) => return Err(e.into()),
-            }
-            cqes.extend(ring.completion().map(cqe));
-        }
-        DeadlinePath::TimeoutSqe => {
-            // Completes after `want` other CQEs, or with -ETIME at the deadline.
-            let timer = opcode::Timeout::new(&ts).count(want as u32).build();
-            // SAFETY: the kernel copies `ts` when it takes the SQE, below.
-            unsafe { ring.submission().push(&timer.user_data(WAIT_TIMER)) }
-                .map_err(|_| anyhow!("SQ full"))?;
-            loop {
-                let (got, ()) = ex7::complete(ring, 1, ())?;
-                let done = got.iter().any(|c| c.user_data == WAIT_TIMER);
-                cqes.extend(got.into_iter().filter(|c| c.user_data != WAIT_TIMER));
-                if done {
-                    break;
-                }
+                _ => ring.completion().map(cqe).collect(),
             }
         }
-    }
+        DeadlinePath::TimeoutSqe => wait_with_timeout_sqe(ring, want, &ts)?,
+    };
     let timed_out = cqes.len() < want;
     Ok((cqes, timed_out))
 }
 // ANCHOR_END: wait_deadline
+
+/// The wait of [`wait_with_deadline`] before 5.11: a Timeout SQE that
+/// completes after `want` other CQEs, or with -ETIME at the deadline.
+fn wait_with_timeout_sqe(
+    ring: &mut IoUring,
+    want: usize,
+    ts: &types::Timespec,
+) -> anyhow::Result<Vec<Cqe>> {
+    let timer = opcode::Timeout::new(ts).count(want as u32).build();
+    // SAFETY: the kernel copies `ts` when it takes the SQE, below.
+    unsafe { ring.submission().push(&timer.user_data(WAIT_TIMER)) }
+        .map_err(|_| anyhow!("SQ full"))?;
+    let mut cqes = Vec::new();
+    loop {
+        let (got, ()) = ex7::complete(ring, 1, ())?;
+        let done = got.iter().any(|c| c.user_data == WAIT_TIMER);
+        cqes.extend(got.into_iter().filter(|c| c.user_data != WAIT_TIMER));
+        if done {
+            return Ok(cqes);
+        }
+    }
+}
 
 fn cqe(c: io_uring::cqueue::Entry) -> Cqe {
     Cqe {

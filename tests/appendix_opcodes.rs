@@ -41,3 +41,45 @@ fn the_machine_column_is_this_machines_answer_when_the_kernel_matches() {
         assert_eq!(a.word(), b.word(), "{}", row.name);
     }
 }
+
+/// The version tables at the top of the chapters agree with the table of
+/// features wherever they name one of its rows; chapter 7's names only rows.
+#[test]
+fn chapter_version_tables_agree_with_the_table() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("book/src");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with("ch") || !name.ends_with(".md") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let Some(table) = text.split("| What | Linux | Manual |").nth(1) else {
+            continue;
+        };
+        let rows = table.lines().skip(2).take_while(|l| l.starts_with('|'));
+        for line in rows {
+            let cells: Vec<&str> = line.split(" | ").collect();
+            let ident = cells[0].split('`').nth(1).unwrap_or("");
+            let quoted = format!("`{ident}`");
+            let row = ROWS.iter().find(|r| r.name.contains(&quoted));
+            match row {
+                Some(row) => {
+                    let want = features::version(row.since);
+                    assert!(
+                        cells[1].split(", ").any(|v| v == want),
+                        "{name}: {ident} is {} in the chapter, {want} in the table",
+                        cells[1]
+                    );
+                    checked += 1;
+                }
+                None if name.starts_with("ch07") => {
+                    panic!("{name}: {ident} is not in uring_book::features::ROWS")
+                }
+                None => {}
+            }
+        }
+    }
+    assert!(checked >= 13, "only {checked} rows checked");
+}
