@@ -9,7 +9,6 @@
 //! they share.
 
 use std::io;
-use std::path::PathBuf;
 
 use anyhow::Context;
 use io_uring::IoUring;
@@ -58,7 +57,7 @@ fn demo() -> anyhow::Result<()> {
     println!("== 7 copy: a linked copy of a file of test data\n");
     ex7_linked_copy::run(&ex7_linked_copy::Args {
         src: None,
-        dst: None::<PathBuf>,
+        dst: None,
         size_mib: 8,
         block_kib: ex7_linked_copy::BLOCK_KIB,
         pairs: ex7_linked_copy::PAIRS,
