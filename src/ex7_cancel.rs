@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use anyhow::anyhow;
 use io_uring::{opcode, squeue, types, IoUring};
 use uring_book::ex7_chains_deadlines_cancel::{self as ex7, res_text, Cqe};
-use uring_book::features::{self, Presence};
 
 /// Pushes `sqes` as one submission.
 fn push(ring: &mut IoUring, sqes: &[squeue::Entry]) -> anyhow::Result<()> {
@@ -95,20 +94,7 @@ pub fn cancel_running(
 /// Whether this kernel takes IORING_ASYNC_CANCEL_FD, _ALL and _ANY (5.19):
 /// the probe cannot say, the table's trial can.
 pub fn has_cancel_flags() -> bool {
-    let trial = features::ROWS
-        .iter()
-        .find(|r| r.name.contains("IORING_ASYNC_CANCEL_FD"))
-        .map(|r| r.check);
-    let mut ring = match IoUring::new(4) {
-        Ok(ring) => ring,
-        Err(_) => return false,
-    };
-    match trial {
-        Some(features::Check::Trial(trial)) => {
-            uring_book::feature_checks::answer(trial(&mut ring)) == Presence::Yes
-        }
-        _ => false,
-    }
+    uring_book::ex7_probe::has("IORING_ASYNC_CANCEL_FD")
 }
 
 // ANCHOR: cancel_fd

@@ -84,6 +84,36 @@ pub fn require(ring: &IoUring, codes: &[u8]) -> anyhow::Result<()> {
 }
 // ANCHOR_END: probe
 
+/// Whether this kernel has the table's row whose name contains `name`:
+/// for a flag, the probe cannot say, but the row's check can.
+pub fn has(name: &str) -> bool {
+    let Some(row) = ROWS.iter().find(|r| r.name.contains(name)) else {
+        return false;
+    };
+    let mut ring = match IoUring::new(4) {
+        Ok(ring) => ring,
+        Err(_) => return false,
+    };
+    let answer = match row.check {
+        features::Check::Trial(trial) => {
+            uring_book::feature_checks::answer(trial(&mut ring))
+        }
+        features::Check::Opcode(code) => match probe(&ring) {
+            Ok(p) if p.is_supported(code) => Presence::Yes,
+            _ => Presence::No,
+        },
+        features::Check::Feature(bit) => {
+            if bit(ring.params()) {
+                Presence::Yes
+            } else {
+                Presence::No
+            }
+        }
+        _ => Presence::Unknown(String::new()),
+    };
+    answer == Presence::Yes
+}
+
 /// The table's name and version for an opcode; `None` for one the book
 /// does not use.
 fn describe(code: u8) -> Option<(String, String)> {

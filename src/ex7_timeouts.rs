@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::anyhow;
 use io_uring::{opcode, squeue, types, IoUring};
 use uring_book::ex7_chains_deadlines_cancel::{self as ex7, res_text, Cqe};
+use uring_book::ex7_probe;
 
 /// CQEs, and how long it took until the last of them.
 #[derive(Debug, Clone)]
@@ -268,56 +269,66 @@ fn res_of(t: &Timed, user_data: u64) -> anyhow::Result<String> {
     Ok(res_text(ex7::find(&t.cqes, user_data)?.res))
 }
 
-pub fn run() -> anyhow::Result<()> {
-    let mut ring = ex7::ring(16)?;
-    uring_book::ex7_probe::require(
-        &ring,
-        &[
-            opcode::Timeout::CODE,
-            opcode::LinkTimeout::CODE,
-            opcode::Recv::CODE,
-        ],
-    )?;
-    let t = relative(&mut ring, Duration::from_millis(50), 0, 0)?;
+/// The five timers of the first part of `cargo run -- 7 timeout`. Flags the
+/// kernel lacks are skipped with a line that says so.
+fn timers(ring: &mut IoUring) -> anyhow::Result<()> {
+    let t = relative(ring, Duration::from_millis(50), 0, 0)?;
+    let took = ms(t.took);
     println!(
-        "Timeout 50 ms:                   res={} after {}",
-        res_of(&t, 1)?,
-        ms(t.took)
-    );
-    let t = relative(&mut ring, Duration::from_secs(1), 2, 2)?;
-    println!(
-        "Timeout 1 s, count 2, 2 NOPs:    res={} after {}: the count came first",
-        res_of(&t, 1)?,
-        ms(t.took)
-    );
-    let t = absolute(&mut ring, Duration::from_millis(50))?;
-    println!(
-        "Timeout ABS at now + 50 ms:      res={} after {}",
-        res_of(&t, 1)?,
-        ms(t.took)
-    );
-    let t = remove(&mut ring)?;
-    println!(
-        "TimeoutRemove of a 10 s timeout: remove res={}, timeout res={}",
-        res_of(&t, 2)?,
+        "Timeout 50 ms:                   res={} after {took}",
         res_of(&t, 1)?
     );
-    let t = update(&mut ring, Duration::from_millis(20))?;
+    let t = relative(ring, Duration::from_secs(1), 2, 2)?;
+    let (res, took) = (res_of(&t, 1)?, ms(t.took));
     println!(
-        "TimeoutUpdate 10 s -> 20 ms:     update res={}, timeout res={} after {}",
-        res_of(&t, 2)?,
-        res_of(&t, 1)?,
-        ms(t.took)
+        "Timeout 1 s, count 2, 2 NOPs:    res={res} after {took}: the count came first"
     );
+    if ex7_probe::has("IORING_TIMEOUT_ABS") {
+        let t = absolute(ring, Duration::from_millis(50))?;
+        let took = ms(t.took);
+        println!(
+            "Timeout ABS at now + 50 ms:      res={} after {took}",
+            res_of(&t, 1)?
+        );
+    } else {
+        println!("Timeout ABS: this kernel lacks IORING_TIMEOUT_ABS (5.5)");
+    }
+    let t = remove(ring)?;
+    let (rm, timer) = (res_of(&t, 2)?, res_of(&t, 1)?);
+    println!("TimeoutRemove of a 10 s timeout: remove res={rm}, timeout res={timer}");
+    if ex7_probe::has("IORING_TIMEOUT_UPDATE") {
+        let t = update(ring, Duration::from_millis(20))?;
+        let (up, timer, took) = (res_of(&t, 2)?, res_of(&t, 1)?, ms(t.took));
+        println!("TimeoutUpdate 10 s -> 20 ms:     update res={up}, timeout res={timer} after {took}");
+    } else {
+        println!("TimeoutUpdate: this kernel lacks IORING_TIMEOUT_UPDATE (5.11)");
+    }
+    Ok(())
+}
 
+pub fn run() -> anyhow::Result<()> {
+    let mut ring = ex7::ring(16)?;
+    uring_book::ex7_probe::require(&ring, &[opcode::Timeout::CODE, opcode::Recv::CODE])?;
+    timers(&mut ring)?;
+
+    // A linked timeout where the kernel has one, a plain one otherwise.
     let deadline = Duration::from_millis(100);
-    println!("\nRecv linked to a LinkTimeout of {}:", ms(deadline));
-    let (mut ours, theirs) = UnixStream::pair()?;
-    let mut peer = theirs;
+    let linked = ex7_probe::probe(&ring)?.is_supported(opcode::LinkTimeout::CODE);
+    let recv = if linked {
+        println!("\nRecv linked to a LinkTimeout of {}:", ms(deadline));
+        recv_linked_timeout
+    } else {
+        println!(
+            "\nRecv beside a Timeout of {} (no LinkTimeout before 5.5):",
+            ms(deadline)
+        );
+        recv_plain_timeout
+    };
+    let (ours, mut peer) = UnixStream::pair()?;
     peer.write_all(b"hello")?;
-    let (won, buf) = recv_linked_timeout(&mut ring, &ours, vec![0; 64], deadline)?;
+    let (won, buf) = recv(&mut ring, &ours, vec![0; 64], deadline)?;
     show("data already there", &won, &buf);
-    let (lost, buf) = recv_linked_timeout(&mut ring, &ours, buf, deadline)?;
+    let (lost, buf) = recv(&mut ring, &ours, buf, deadline)?;
     show("no data", &lost, &buf);
 
     println!("\nWaiting up to 50 ms for a CQE that does not come (an idle Recv):");
@@ -349,7 +360,6 @@ pub fn run() -> anyhow::Result<()> {
         unsafe { ring.submission().push(&cancel) }.map_err(|_| anyhow!("SQ full"))?;
         ex7::complete(&mut ring, 2, buf)?;
     }
-    ours.flush()?;
     Ok(())
 }
 

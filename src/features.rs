@@ -57,7 +57,8 @@ impl Kind {
 /// How a chapter uses a row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Use {
-    /// The chapter's code does not run without it.
+    /// The chapter needs it to show what it teaches. (Exercise 7 still runs
+    /// without some of its rows, and says what it skipped.)
     Needs(u8),
     /// The chapter uses it when the kernel has it, or only explains it.
     Optional(u8),
