@@ -97,6 +97,12 @@ fn copy_failures_are_one_line_each() {
         err.contains("cannot create") && err.contains("ENOENT"),
         "{err}"
     );
+    // sysfs refuses new files, even to root: an unwritable destination.
+    let err = one_error_line(&run(&["7", "copy", s, "/sys/kernel/uring-book-copy"]), 1);
+    assert!(
+        err.contains("cannot create /sys/kernel/uring-book-copy"),
+        "{err}"
+    );
     let err = one_error_line(&run(&["7", "copy", s, s]), 1);
     assert!(err.contains("the source itself"), "{err}");
     assert_eq!(std::fs::read(&src).unwrap(), b"something"); // not truncated
