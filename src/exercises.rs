@@ -89,6 +89,11 @@ pub const EXERCISES: &[Exercise] = &[
         "Benchmark io_uring against std, a thread pool, epoll and fio; tables, JSON, SVG",
         ["--quick"]
     ),
+    exercise!(
+        "7",
+        ex7_chains_deadlines_cancel,
+        "Linked operations, timeouts, cancellation and probing on the io-uring crate"
+    ),
 ];
 
 /// The exercise with this number, if there is one.
