@@ -366,7 +366,7 @@ pub const ROWS: &[Row] = &[
         name: "`IOSQE_ASYNC`",
         kind: Kind::SqeFlag,
         since: (5, 6),
-        uses: &[N(7)],
+        uses: &[O(2), N(7)],
         man: debian!("io_uring_sqe_set_flags"),
         check: Check::Trial(checks::async_flag),
     },
@@ -404,7 +404,7 @@ pub const ROWS: &[Row] = &[
         name: "`IORING_SETUP_COOP_TASKRUN`",
         kind: Kind::Setup,
         since: (5, 19),
-        uses: &[N(6), N(8)],
+        uses: &[O(2), N(6), N(8)],
         man: man7!("io_uring_setup", "2"),
         check: Check::Setup(|b| {
             b.setup_coop_taskrun();
@@ -434,7 +434,7 @@ pub const ROWS: &[Row] = &[
         name: "`IORING_SETUP_DEFER_TASKRUN`",
         kind: Kind::Setup,
         since: (6, 1),
-        uses: &[O(8)],
+        uses: &[O(2), O(8)],
         man: man7!("io_uring_setup", "2"),
         check: Check::Setup(|b| {
             b.setup_single_issuer().setup_defer_taskrun();
@@ -510,7 +510,7 @@ pub const ROWS: &[Row] = &[
         name: "`IORING_FEAT_FAST_POLL`",
         kind: Kind::Feature,
         since: (5, 7),
-        uses: &[O(4), O(5), O(6)],
+        uses: &[O(2), O(4), O(5), O(6)],
         man: man7!("io_uring_setup", "2"),
         check: Check::Feature(Parameters::is_feature_fast_poll),
     },
