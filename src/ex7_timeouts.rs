@@ -93,11 +93,12 @@ pub fn remove(ring: &mut IoUring) -> anyhow::Result<Timed> {
     Ok(run_timed(ring, &[timeout, remove], ts)?.0)
 }
 
-/// A 10-second timeout (user_data 1), then a TimeoutUpdate (2) that makes
-/// it expire `to` from now instead.
+/// A 10-second timeout that also ends after 1 CQE (user_data 1), then a
+/// TimeoutUpdate (2) that makes it expire `to` from now. The update's own
+/// CQE does not end it: an update drops the count.
 pub fn update(ring: &mut IoUring, to: Duration) -> anyhow::Result<Timed> {
     let (long, short) = (timespec(Duration::from_secs(10)), timespec(to));
-    let timeout = opcode::Timeout::new(&long).build().user_data(1);
+    let timeout = opcode::Timeout::new(&long).count(1).build().user_data(1);
     let update = opcode::TimeoutUpdate::new(1, &short).build().user_data(2);
     Ok(run_timed(ring, &[timeout, update], (long, short))?.0)
 }
@@ -140,9 +141,10 @@ pub fn recv_linked_timeout(
 }
 // ANCHOR_END: link_timeout
 
-/// The same without LinkTimeout (a kernel before 5.5): a plain Timeout (2)
-/// beside the Recv (1). Whichever completes first, the other is taken back:
-/// the timer with a TimeoutRemove, the receive with an AsyncCancel (3).
+/// The same with a plain Timeout (2) beside the Recv (1) instead of linked
+/// to it, as a kernel without LinkTimeout needs, or a deadline for several
+/// requests that are no chain. Whichever completes first, the other is taken
+/// back: the timer with a TimeoutRemove, the receive with an AsyncCancel (3).
 pub fn recv_plain_timeout(
     ring: &mut IoUring,
     sock: &UnixStream,
@@ -157,18 +159,25 @@ pub fn recv_plain_timeout(
         .user_data(1);
     let timer = opcode::Timeout::new(ts).build().user_data(2);
     // SAFETY: `memory` holds the buffer and the timespec; it is handed back
-    // only by `complete`, once all three CQEs are in.
+    // only by `complete`, once every CQE is in, or leaked.
     unsafe { ring.submission().push_multiple(&[recv, timer]) }
         .map_err(|_| anyhow!("SQ full"))?;
     let (mut order, memory) = ex7::complete(ring, 1, memory)?;
-    let undo = if order[0].user_data == 1 {
-        opcode::TimeoutRemove::new(2).build().user_data(3)
-    } else {
-        opcode::AsyncCancel::new(1).build().user_data(3)
-    };
-    // SAFETY: the remove or cancel names no memory.
-    unsafe { ring.submission().push(&undo) }.map_err(|_| anyhow!("SQ full"))?;
-    let (rest, (buf, _)) = ex7::complete(ring, 2, memory)?;
+    let seen = |ud| order.iter().any(|c: &Cqe| c.user_data == ud);
+    let mut expected = 2;
+    if !(seen(1) && seen(2)) {
+        let undo = if seen(1) {
+            opcode::TimeoutRemove::new(2).build().user_data(3)
+        } else {
+            opcode::AsyncCancel::new(1).build().user_data(3)
+        };
+        // SAFETY: the remove or cancel names no memory.
+        if unsafe { ring.submission().push(&undo) }.is_err() {
+            return Err(ex7::leak(memory, anyhow!("SQ full")));
+        }
+        expected = 3;
+    }
+    let (rest, (buf, _)) = ex7::complete(ring, expected - order.len(), memory)?;
     order.extend(rest);
     let outcome = RecvOutcome {
         recv: ex7::find(&order, 1)?.res,
@@ -299,7 +308,9 @@ fn timers(ring: &mut IoUring) -> anyhow::Result<()> {
     if ex7_probe::has("IORING_TIMEOUT_UPDATE") {
         let t = update(ring, Duration::from_millis(20))?;
         let (up, timer, took) = (res_of(&t, 2)?, res_of(&t, 1)?, ms(t.took));
-        println!("TimeoutUpdate 10 s -> 20 ms:     update res={up}, timeout res={timer} after {took}");
+        println!(
+            "TimeoutUpdate, count 1 -> 20 ms: update res={up}, timeout res={timer} after {took}"
+        );
     } else {
         println!("TimeoutUpdate: this kernel lacks IORING_TIMEOUT_UPDATE (5.11)");
     }
@@ -341,11 +352,14 @@ pub fn run() -> anyhow::Result<()> {
         let recv = opcode::Recv::new(types::Fd(ours.as_raw_fd()), buf.as_mut_ptr(), 64)
             .build()
             .user_data(7);
-        // SAFETY: `buf` lives until the Recv's CQE, reaped below.
+        // SAFETY: `buf` lives until the Recv's CQE, reaped below, or leaks.
         unsafe { ring.submission().push(&recv) }.map_err(|_| anyhow!("SQ full"))?;
         let start = Instant::now();
         let (cqes, timed_out) =
-            wait_with_deadline(&mut ring, 1, Duration::from_millis(50), path)?;
+            match wait_with_deadline(&mut ring, 1, Duration::from_millis(50), path) {
+                Ok(waited) => waited,
+                Err(err) => return Err(ex7::leak(buf, err)),
+            };
         let how = match path {
             DeadlinePath::ExtArg => "submit_with_args (EXT_ARG):  ",
             DeadlinePath::TimeoutSqe => "a Timeout SQE (the fallback):",
@@ -357,7 +371,9 @@ pub fn run() -> anyhow::Result<()> {
         );
         let cancel = opcode::AsyncCancel::new(7).build().user_data(8);
         // SAFETY: names no memory.
-        unsafe { ring.submission().push(&cancel) }.map_err(|_| anyhow!("SQ full"))?;
+        if unsafe { ring.submission().push(&cancel) }.is_err() {
+            return Err(ex7::leak(buf, anyhow!("SQ full")));
+        }
         ex7::complete(&mut ring, 2, buf)?;
     }
     Ok(())
