@@ -498,3 +498,28 @@ fn a_link_timeout_does_not_take_back_a_splice_in_a_worker() {
         );
     }
 }
+
+/// On tmpfs, evicting the source from the page cache does nothing: the
+/// benchmark says its cold runs are warm instead of reporting them as cold.
+#[test]
+fn the_benchmark_says_when_its_cold_runs_are_warm() {
+    let shm = std::path::Path::new("/dev/shm");
+    if !shm.is_dir() {
+        return; // no tmpfs at the usual place
+    }
+    let dir = tempfile::tempdir_in(shm).unwrap();
+    let d = dir.path().to_str().unwrap();
+    let out = run(&[
+        "7",
+        "bench",
+        "--size-mib",
+        "1",
+        "--repeats",
+        "1",
+        "--dir",
+        d,
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout.contains("the cold runs below are warm"), "{stdout}");
+}
