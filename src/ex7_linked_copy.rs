@@ -222,9 +222,14 @@ pub fn copy_linked(
             .map(|c| (c.user_data(), c.result()))
             .collect();
         for (user_data, res) in cqes {
-            in_flight -= 1;
             let slot = (user_data / 2) as usize;
-            let step = on_cqe(&mut stages[slot], user_data % 2, res, &mut stats);
+            let Some(stage) = stages.get_mut(slot) else {
+                // Not one of ours: the ring was not idle when the copy began.
+                failed.get_or_insert(anyhow!("a CQE the copy did not ask for"));
+                continue;
+            };
+            in_flight -= 1;
+            let step = on_cqe(stage, user_data % 2, res, &mut stats);
             match step {
                 Ok(Some(sqe)) if failed.is_none() => {
                     let sqe = sqe.build(src, dst, &mut bufs[slot], slot);

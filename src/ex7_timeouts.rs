@@ -28,15 +28,17 @@ pub fn timespec(d: Duration) -> types::Timespec {
 }
 
 /// Pushes `sqes` and reaps `sqes.len()` CQEs, timing it. `memory` is what
-/// the SQEs point to; it comes back only with the CQEs.
+/// the requests use; it comes back only with the CQEs. The SQEs must point
+/// where a move of `memory` moves nothing: into the heap it owns, or into
+/// the caller's own locals, which outlive this call.
 fn run_timed<T>(
     ring: &mut IoUring,
     sqes: &[squeue::Entry],
     memory: T,
 ) -> anyhow::Result<(Timed, T)> {
     let start = Instant::now();
-    // SAFETY: the SQEs point only into `memory`, which `complete` returns,
-    // or leaks, once every CQE is in.
+    // SAFETY: as said above; `complete` returns `memory`, or leaks it, once
+    // every CQE is in.
     unsafe { ring.submission().push_multiple(sqes) }.map_err(|_| anyhow!("SQ full"))?;
     let (cqes, memory) = ex7::complete(ring, sqes.len(), memory)?;
     Ok((
@@ -123,9 +125,12 @@ pub fn recv_linked_timeout(
     buf: Vec<u8>,
     deadline: Duration,
 ) -> anyhow::Result<(RecvOutcome, Vec<u8>)> {
-    let mut memory = (buf, timespec(deadline));
-    let (buf, ts) = (&mut memory.0, &memory.1);
-    let recv = opcode::Recv::new(types::Fd(sock.as_raw_fd()), buf.as_mut_ptr(), 64)
+    // The timespec is boxed: `memory` moves below, and the SQE must point
+    // to an address that does not move with it (rule 1).
+    let mut memory = (buf, Box::new(timespec(deadline)));
+    let (buf, ts) = (&mut memory.0, &*memory.1);
+    let fd = types::Fd(sock.as_raw_fd());
+    let recv = opcode::Recv::new(fd, buf.as_mut_ptr(), buf.len() as u32)
         .build()
         .flags(squeue::Flags::IO_LINK)
         .user_data(1);
@@ -152,9 +157,12 @@ pub fn recv_plain_timeout(
     deadline: Duration,
 ) -> anyhow::Result<(RecvOutcome, Vec<u8>)> {
     let start = Instant::now();
-    let mut memory = (buf, timespec(deadline));
-    let (buf, ts) = (&mut memory.0, &memory.1);
-    let recv = opcode::Recv::new(types::Fd(sock.as_raw_fd()), buf.as_mut_ptr(), 64)
+    // The timespec is boxed: `memory` moves below, and the SQE must point
+    // to an address that does not move with it (rule 1).
+    let mut memory = (buf, Box::new(timespec(deadline)));
+    let (buf, ts) = (&mut memory.0, &*memory.1);
+    let fd = types::Fd(sock.as_raw_fd());
+    let recv = opcode::Recv::new(fd, buf.as_mut_ptr(), buf.len() as u32)
         .build()
         .user_data(1);
     let timer = opcode::Timeout::new(ts).build().user_data(2);
@@ -349,7 +357,8 @@ pub fn run() -> anyhow::Result<()> {
             continue;
         }
         let mut buf = vec![0u8; 64];
-        let recv = opcode::Recv::new(types::Fd(ours.as_raw_fd()), buf.as_mut_ptr(), 64)
+        let (fd, len) = (types::Fd(ours.as_raw_fd()), buf.len() as u32);
+        let recv = opcode::Recv::new(fd, buf.as_mut_ptr(), len)
             .build()
             .user_data(7);
         // SAFETY: `buf` lives until the Recv's CQE, reaped below, or leaks.

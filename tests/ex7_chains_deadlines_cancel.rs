@@ -276,6 +276,12 @@ fn a_receive_with_a_deadline_ends_either_way() {
             (ECANCELED, ETIME),
             "linked: {linked}"
         );
+        // The receive asks for the buffer's length, never more.
+        peer.write_all(b"hi, and more").unwrap();
+        let (short, buf) = recv(&mut ring, vec![0; 2]).unwrap();
+        assert_eq!((short.recv, &buf[..]), (2, &b"hi"[..]), "linked: {linked}");
+        let (rest, buf) = recv(&mut ring, vec![0; 64]).unwrap();
+        assert_eq!(&buf[..rest.recv as usize], b", and more");
     }
 }
 
