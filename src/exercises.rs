@@ -89,6 +89,12 @@ pub const EXERCISES: &[Exercise] = &[
         "Benchmark io_uring against std, a thread pool, epoll and fio; tables, JSON, SVG",
         ["--quick"]
     ),
+    exercise!(
+        "8",
+        ex8_multishot_echo,
+        "TCP echo server on multishot accept and receive and a buffer ring, no runtime",
+        ["--demo"]
+    ),
 ];
 
 /// The exercise with this number, if there is one.

@@ -18,5 +18,6 @@ pub mod ex3_fixed_buffers;
 pub mod ex4_tokio_uring_file;
 pub mod ex5_tcp_echo;
 pub mod ex6_benchmark;
+pub mod ex8_multishot_echo;
 pub mod exercises;
 pub mod system;

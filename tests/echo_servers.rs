@@ -435,3 +435,4 @@ macro_rules! echo_server_tests {
 }
 
 echo_server_tests!(ex5, ["5", "--addr", "127.0.0.1:0", "--quiet"]);
+echo_server_tests!(ex8, ["8", "--addr", "127.0.0.1:0", "--quiet"]);
