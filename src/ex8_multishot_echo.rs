@@ -82,6 +82,17 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         "connections served: {}, bytes echoed: {}",
         stats.accepted, stats.bytes
     );
+    println!(
+        "receives paused at the limit: {}, ended by ENOBUFS: {}, re-armed: {}; \
+         stale CQEs: {}; most bytes waiting on one connection: {}, copied out \
+         of the ring: {}",
+        stats.paused,
+        stats.enobufs,
+        stats.rearmed,
+        stats.stale,
+        stats.max_queued,
+        stats.spilled
+    );
     Ok(())
 }
 // ANCHOR_END: run

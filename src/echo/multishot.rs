@@ -18,7 +18,7 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring, SubmissionQueue, Submitte
 
 use uring_book::echo::buf_ring::BufRing;
 use uring_book::echo::slots::Slots;
-use uring_book::echo::user_data::{Key, Op, UserData};
+use uring_book::echo::user_data::{Key, Op, UserData, NO_BUF};
 use uring_book::{diagnose, ex5_tcp_echo};
 
 /// The buffer group of the ring (any 16-bit number; one group per ring).
@@ -95,6 +95,8 @@ pub struct Stats {
     pub backoffs: u64,
     /// The most bytes one connection had waiting to go back.
     pub max_queued: usize,
+    /// Bytes copied out of the ring by paused connections.
+    pub spilled: u64,
 }
 
 impl Stats {
@@ -107,6 +109,7 @@ impl Stats {
         self.stale += other.stale;
         self.backoffs += other.backoffs;
         self.max_queued = self.max_queued.max(other.max_queued);
+        self.spilled += other.spilled;
     }
 }
 
@@ -134,12 +137,19 @@ macro_rules! on_socket {
 }
 
 // ANCHOR: conn
-/// The part of buffer `bid` still to be sent: bytes `start..end`.
-#[derive(Clone, Copy, Debug)]
+/// Received bytes waiting to go back: `start..end` of a ring buffer, or of
+/// a copy made by `spill`.
 struct Chunk {
-    bid: u16,
+    bytes: Bytes,
     start: u32,
     end: u32,
+}
+
+enum Bytes {
+    /// Buffer `bid` of the ring, lent to us until this chunk is sent.
+    Ring(u16),
+    /// A copy out of the ring: its buffer went back already.
+    Heap(Box<[u8]>),
 }
 
 /// Where a connection's multishot receive is.
@@ -457,7 +467,7 @@ impl State {
             self.bufs.taken(bid);
             self.bufs.give_back(bid);
         }
-        if ud.op == Op::Send {
+        if ud.op == Op::Send && ud.buf != NO_BUF {
             self.bufs.give_back(ud.buf); // its send is over
         }
     }
@@ -554,7 +564,12 @@ impl State {
         if let Some(bid) = cqueue::buffer_select(flags) {
             self.bufs.taken(bid); // the kernel filled it: ours until sent
             let end = res.max(0) as u32;
-            conn.queue.push_back(Chunk { bid, start: 0, end });
+            let bytes = Bytes::Ring(bid);
+            conn.queue.push_back(Chunk {
+                bytes,
+                start: 0,
+                end,
+            });
             conn.queued += end as usize;
             self.stats.max_queued = self.stats.max_queued.max(conn.queued);
         }
@@ -563,12 +578,12 @@ impl State {
             return self.throttle(sq, key);
         }
         match recv_end(res, conn.recv) {
-            RecvEnd::Rearm if conn.queued >= RECV_LIMIT => conn.recv = Recv::Paused,
+            RecvEnd::Rearm if conn.queued >= RECV_LIMIT => self.pause(key),
             RecvEnd::Rearm => {
                 self.stats.rearmed += 1;
                 self.arm_recv(sq, key)?;
             }
-            RecvEnd::Pause => conn.recv = Recv::Paused,
+            RecvEnd::Pause => self.pause(key),
             RecvEnd::Starve => {
                 conn.recv = Recv::Starved;
                 self.stats.enobufs += 1;
@@ -599,6 +614,41 @@ impl State {
         self.push(sq, cancel.user_data(UserData::on(Op::Cancel, key, 0)))
     }
 
+    /// The receive has stopped: the connection waits for its sends to drain.
+    fn pause(&mut self, key: Key) {
+        self.conns.get_mut(key).expect("a live connection").recv = Recv::Paused;
+        self.spill(key);
+    }
+    // ANCHOR_END: throttle
+
+    // ANCHOR: spill
+    /// The ring is shared: a paused client must not keep a large part of it.
+    /// While fewer than half of the buffers are free, the bytes a paused
+    /// connection has waiting are copied out, and their buffers go back at
+    /// once. (The buffer of a send in flight stays until its CQE.)
+    fn spill(&mut self, key: Key) {
+        if self.bufs.available() >= self.bufs.count() as u32 / 2 {
+            return;
+        }
+        let conn = self.conns.get_mut(key).expect("a live connection");
+        let in_flight = usize::from(conn.sending);
+        for chunk in conn.queue.iter_mut().skip(in_flight) {
+            let Bytes::Ring(bid) = chunk.bytes else {
+                continue;
+            };
+            let copy = &self.bufs.bytes(bid, chunk.end as usize)[chunk.start as usize..];
+            self.stats.spilled += copy.len() as u64;
+            *chunk = Chunk {
+                end: copy.len() as u32,
+                bytes: Bytes::Heap(copy.into()),
+                start: 0,
+            };
+            self.bufs.give_back(bid);
+        }
+    }
+    // ANCHOR_END: spill
+
+    // ANCHOR: resume
     /// A paused connection receives again once its sends have drained it.
     fn resume(&mut self, sq: &mut Sq, key: Key) -> io::Result<()> {
         let conn = self.conns.get_mut(key).expect("a live connection");
@@ -610,7 +660,7 @@ impl State {
         }
         Ok(())
     }
-    // ANCHOR_END: throttle
+    // ANCHOR_END: resume
 
     /// Connections that ran out of buffers start again, oldest first, as
     /// buffers come back: at most one per free buffer, so that they do not
@@ -625,8 +675,7 @@ impl State {
                 Some(conn) if conn.recv == Recv::Starved => {
                     budget -= 1;
                     if conn.queued >= RECV_LIMIT {
-                        conn.recv = Recv::Paused;
-                        self.resume(sq, key)?;
+                        self.pause(key);
                     } else {
                         self.arm_recv(sq, key)?;
                     }
@@ -642,21 +691,26 @@ impl State {
     /// keeps the bytes of a connection in order.
     fn send_front(&mut self, sq: &mut Sq, key: Key) -> io::Result<()> {
         let conn = self.conns.get_mut(key).expect("a live connection");
-        let Some(&chunk) = conn.queue.front() else {
+        let Some(chunk) = conn.queue.front() else {
             return Ok(());
         };
         if conn.sending || conn.failed.is_some() || self.stopping {
             return Ok(());
         }
         conn.sending = true;
-        // SAFETY: start < end <= buf_size: inside buffer `bid`, which stays
-        // lent to us, unchanged, until this send's CQE.
-        let ptr = unsafe { self.bufs.addr(chunk.bid).add(chunk.start as usize) };
+        let (base, bid) = match &chunk.bytes {
+            Bytes::Ring(bid) => (self.bufs.addr(*bid).cast_const(), *bid),
+            Bytes::Heap(copy) => (copy.as_ptr(), NO_BUF),
+        };
+        // SAFETY: start < end, both within the buffer or the copy, which
+        // stays where it is, unchanged, until this send's CQE: the chunk
+        // leaves the queue only then, and the connection only after that.
+        let ptr = unsafe { base.add(chunk.start as usize) };
         let len = chunk.end - chunk.start;
         let send = on_socket!(conn.sock, |fd| opcode::Send::new(fd, ptr, len)
             .flags(libc::MSG_NOSIGNAL)
             .build());
-        self.push(sq, send.user_data(UserData::on(Op::Send, key, chunk.bid)))
+        self.push(sq, send.user_data(UserData::on(Op::Send, key, bid)))
     }
 
     fn sent(&mut self, sq: &mut Sq, key: Key, res: i32) -> io::Result<()> {
@@ -673,10 +727,11 @@ impl State {
         conn.echoed += res as u64;
         self.stats.bytes += res as u64;
         if chunk.start == chunk.end {
-            let bid = chunk.bid;
-            conn.queue.pop_front();
-            self.bufs.give_back(bid); // its bytes are in the socket now
-            self.feed_starved(sq)?;
+            let done = conn.queue.pop_front().expect("the front chunk");
+            if let Bytes::Ring(bid) = done.bytes {
+                self.bufs.give_back(bid); // its bytes are in the socket now
+                self.feed_starved(sq)?;
+            }
         }
         self.send_front(sq, key)?;
         self.resume(sq, key)?;
@@ -691,7 +746,9 @@ impl State {
         let keep = usize::from(conn.sending); // a send in flight keeps its buffer
         for chunk in conn.queue.drain(keep..) {
             conn.queued -= (chunk.end - chunk.start) as usize;
-            self.bufs.give_back(chunk.bid);
+            if let Bytes::Ring(bid) = chunk.bytes {
+                self.bufs.give_back(bid);
+            }
         }
         if conn.recv == Recv::Armed {
             conn.recv = Recv::Stopping;
@@ -713,7 +770,9 @@ impl State {
             return Ok(());
         }
         for chunk in conn.queue.drain(..) {
-            self.bufs.give_back(chunk.bid); // unsent: never will be
+            if let Bytes::Ring(bid) = chunk.bytes {
+                self.bufs.give_back(bid); // unsent: never will be
+            }
         }
         conn.closing = true;
         let close = on_socket!(conn.sock, |fd| opcode::Close::new(fd).build());
@@ -724,6 +783,7 @@ impl State {
     /// generation.
     fn closed(&mut self, key: Key) {
         let conn = self.conns.remove(key).expect("checked by complete");
+        debug_assert!(!conn.sending, "a send may still read what it owns");
         if self.config.quiet || self.stopping {
             return;
         }

@@ -59,6 +59,9 @@ pub struct UserData {
 pub const SLOTS: u32 = 1 << 24;
 /// Generations a slot goes through before its numbers repeat.
 pub const GENERATIONS: u32 = 1 << 20;
+/// The buffer id of a send that is not from the ring: a ring has at most
+/// 32768 buffers, so this id is never a real one.
+pub const NO_BUF: u16 = u16::MAX;
 
 impl UserData {
     pub fn pack(self) -> u64 {
