@@ -201,6 +201,13 @@ fn rss_kib(pid: u32) -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
+/// How many descriptors a process has open, from /proc.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
 /// The largest buffer size in /proc/sys/net/ipv4/`name` (min default max).
 fn sysctl_max(name: &str) -> usize {
     let text = std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}")).unwrap();
@@ -377,6 +384,9 @@ pub mod checks {
 
     pub fn connect_close_storm(server: &mut Server) {
         let addr = server.addr;
+        // A first echo: the server is fully up (its ring, say, exists).
+        assert_round_trip(addr, b"first\n");
+        let fds_before = open_fds(server.pid());
         let threads: Vec<_> = (0..4)
             .map(|_| {
                 thread::spawn(move || {
@@ -399,6 +409,17 @@ pub mod checks {
         }
         server.assert_running();
         assert_round_trip(server.addr, b"still here\n");
+        // Every one of the 2000 connections was closed on the server's side
+        // too: no descriptor leaked, whether the client closed or reset.
+        let deadline = Instant::now() + TIMEOUT;
+        while open_fds(server.pid()) > fds_before {
+            assert!(
+                Instant::now() < deadline,
+                "the server holds {} descriptors, {fds_before} before the storm",
+                open_fds(server.pid())
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn stops_on_sigterm(server: &mut Server) {

@@ -387,6 +387,11 @@ pub fn serve(
     }
     drop(uring);
     result?;
+    anyhow::ensure!(
+        state.connections() == 0,
+        "{} connections were still open after stopping",
+        state.connections()
+    );
     Ok(state.stats)
 }
 
@@ -591,7 +596,10 @@ impl State {
                 self.feed_starved(sq)?;
             }
             RecvEnd::Eof => conn.recv = Recv::Ended,
-            RecvEnd::Fail(errno) => return self.fail(sq, key, errno),
+            RecvEnd::Fail(errno) => {
+                conn.recv = Recv::Ended;
+                return self.fail(sq, key, errno);
+            }
         }
         self.send_front(sq, key)?;
         self.resume(sq, key)?;
@@ -854,6 +862,203 @@ fn peer_addr(fd: RawFd) -> Option<SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
+    use std::thread;
+    use uring_book::ex8_multishot_echo::{self as ex8, EventFd};
+
+    /// A loop serving a loopback listener on a thread of its own.
+    struct Running {
+        addr: SocketAddr,
+        stop: EventFd,
+        thread: Option<thread::JoinHandle<anyhow::Result<Stats>>>,
+    }
+
+    impl Running {
+        fn start(config: Config) -> Running {
+            let listener = ex8::listen("127.0.0.1:0".parse().unwrap(), 1)
+                .unwrap()
+                .remove(0);
+            let addr = listener.local_addr().unwrap();
+            let stop = EventFd::new().unwrap();
+            let stop_fd = stop.raw();
+            let thread = thread::spawn(move || serve(&listener, stop_fd, &config));
+            Running {
+                addr,
+                stop,
+                thread: Some(thread),
+            }
+        }
+
+        /// Stops the loop and returns what it counted; it must stop by itself.
+        fn stop(mut self) -> Stats {
+            self.stop.notify().unwrap();
+            let thread = self.thread.take().unwrap();
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while !thread.is_finished() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the loop did not stop"
+                );
+                thread::sleep(Duration::from_millis(10));
+            }
+            thread.join().unwrap().unwrap()
+        }
+    }
+
+    impl Drop for Running {
+        fn drop(&mut self) {
+            if let Some(thread) = self.thread.take() {
+                let _ = self.stop.notify();
+                let _ = thread.join();
+            }
+        }
+    }
+
+    fn connect(addr: SocketAddr) -> TcpStream {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        stream
+            .set_write_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        stream
+    }
+
+    /// `clients` connections at once, each sending `len` bytes from another
+    /// thread while reading the echo; every byte is checked.
+    fn echo_many(addr: SocketAddr, clients: usize, len: usize) {
+        let handles: Vec<_> = (0..clients)
+            .map(|c| {
+                thread::spawn(move || {
+                    let data: Vec<u8> =
+                        (0..len).map(|i| (i * 7 + c * 13) as u8).collect();
+                    let mut stream = connect(addr);
+                    let mut writer = stream.try_clone().unwrap();
+                    let sent = data.clone();
+                    let w = thread::spawn(move || writer.write_all(&sent).unwrap());
+                    let mut back = vec![0u8; len];
+                    stream.read_exact(&mut back).unwrap();
+                    w.join().unwrap();
+                    assert!(back == data, "client {c}: the echo differs");
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+    }
+
+    #[test]
+    fn an_empty_ring_is_recovered_from_without_losing_a_byte() {
+        // Four buffers of 64 bytes for eight clients of 256 KiB: the ring
+        // runs dry over and over.
+        let config = Config {
+            buffers: 4,
+            buf_size: 64,
+            quiet: true,
+            ..Config::default()
+        };
+        let server = Running::start(config);
+        echo_many(server.addr, 8, 256 << 10);
+        let stats = server.stop();
+        assert!(stats.enobufs > 0, "the ring never ran dry: {stats:?}");
+        assert_eq!(stats.accepted, 8);
+        assert_eq!(stats.bytes, 8 * (256 << 10));
+    }
+
+    #[test]
+    fn a_small_cq_overflows_and_nothing_is_lost() {
+        // 8 CQEs for 32 busy connections: multishot receives end when the CQ
+        // is full, and are armed again.
+        let config = Config {
+            sq_entries: 4,
+            cq_entries: 8,
+            quiet: true,
+            ..Config::default()
+        };
+        let server = Running::start(config);
+        echo_many(server.addr, 32, 64 << 10);
+        let stats = server.stop();
+        assert_eq!(stats.bytes, 32 * (64 << 10));
+        assert!(
+            stats.rearmed > 0,
+            "no multishot receive ended early: {stats:?}"
+        );
+    }
+
+    #[test]
+    fn cooperative_task_running_and_direct_descriptors_serve_too() {
+        for config in [
+            Config {
+                taskrun: TaskRun::Coop,
+                ..Config::default()
+            },
+            Config {
+                direct: true,
+                register_ring: false,
+                ..Config::default()
+            },
+        ] {
+            let server = Running::start(Config {
+                quiet: true,
+                ..config
+            });
+            echo_many(server.addr, 4, 100_000);
+            assert_eq!(server.stop().bytes, 400_000);
+        }
+    }
+
+    #[test]
+    fn stopping_cancels_everything_and_waits_for_every_cqe() {
+        let server = Running::start(Config {
+            quiet: true,
+            ..Config::default()
+        });
+        // Idle connections (a receive in flight each), and one that is mid-echo.
+        let idle: Vec<TcpStream> = (0..20).map(|_| connect(server.addr)).collect();
+        let mut busy = connect(server.addr);
+        busy.write_all(&[1u8; 100_000]).unwrap();
+        let mut some = [0u8; 10];
+        busy.read_exact(&mut some).unwrap();
+        let stats = server.stop(); // returns only once nothing is in flight
+        assert_eq!(stats.accepted, 21);
+        for mut conn in idle {
+            // The server closed every connection on its way out.
+            assert_eq!(conn.read(&mut some).unwrap(), 0);
+        }
+    }
+
+    #[test]
+    fn a_stale_cqe_gives_its_buffer_back_and_touches_nothing_else() {
+        let (mut uring, _) = ring(&Config::default()).unwrap();
+        let bufs = BufRing::new(8, 64).unwrap();
+        let mut state = State::new(-1, -1, bufs, Config::default());
+        let old = state.conns.insert(Conn::new(Sock::Fd(-1), None)).unwrap();
+        state.conns.remove(old);
+        let new = state.conns.insert(Conn::new(Sock::Fd(-1), None)).unwrap();
+        assert_eq!(new.slot, old.slot, "the slot was reused");
+        // A send of buffer 3 and a receive into buffer 5, both for `old`,
+        // complete after `new` took the slot.
+        state.bufs.taken(3);
+        state.inflight = 2;
+        let (submitter, queue, _) = uring.split();
+        let mut sq = Sq { submitter, queue };
+        let send = UserData::on(Op::Send, old, 3);
+        state.complete(&mut sq, send, 64, 0).unwrap();
+        let recv = UserData::on(Op::Recv, old, 0);
+        // IORING_CQE_F_BUFFER (1), buffer id 5 above IORING_CQE_BUFFER_SHIFT (16).
+        let flags = 1 | (5 << 16);
+        state.complete(&mut sq, recv, 64, flags).unwrap();
+        assert_eq!(state.stats.stale, 2);
+        assert_eq!(state.bufs.available(), 8, "both buffers went back");
+        assert_eq!(state.inflight, 0);
+        let conn = state.conns.get_mut(new).unwrap();
+        assert!(
+            conn.queue.is_empty() && conn.echoed == 0,
+            "`new` was not touched"
+        );
+    }
 
     #[test]
     fn the_end_of_a_receive_decides_what_comes_next() {
