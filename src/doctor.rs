@@ -87,6 +87,7 @@ pub fn checks() -> Vec<Check> {
         Ok(ring) => {
             out.push(opcodes(ring));
             out.push(registration(ring));
+            out.push(multishot(ring));
         }
         Err(_) => out.push(Check::new("opcodes", Status::Fail, "not probed: no ring")),
     }
@@ -224,6 +225,29 @@ fn registration(ring: &IoUring) -> Check {
     }
 }
 // ANCHOR_END: registration
+
+/// Chapter 8's server: multishot receive and the rest of its list.
+fn multishot(ring: &IoUring) -> Check {
+    use uring_book::echo::requirements::{first_missing, FLOOR};
+    const NAME: &str = "chapter 8";
+    let mut probe = Probe::new();
+    if ring.submitter().register_probe(&mut probe).is_err() {
+        return Check::new(NAME, Status::Warn, format!("needs Linux {FLOOR}"));
+    }
+    match first_missing(|code| probe.is_supported(code)) {
+        None => Check::new(
+            NAME,
+            Status::Ok,
+            "multishot accept and receive, buffer rings",
+        ),
+        Some(need) => Check::new(
+            NAME,
+            Status::Warn,
+            format!("no {} ({}, Linux {})", need.what, need.name, need.since),
+        )
+        .fix(format!("chapter 8's server needs Linux {FLOOR} or newer")),
+    }
+}
 
 fn memlock() -> Check {
     const NAME: &str = "RLIMIT_MEMLOCK";
