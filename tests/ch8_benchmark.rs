@@ -29,7 +29,8 @@ fn every_server_of_the_chapter_echoes_every_byte() {
         let server = ServerProcess::start(Path::new(EXE), engine, None, false).unwrap();
         for i in 0..3usize {
             let mut conn = TcpStream::connect(server.addr).unwrap();
-            conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            conn.set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
             let msg: Vec<u8> = (0..4096).map(|j| (i * 7 + j) as u8).collect();
             conn.write_all(&msg).unwrap();
             let mut back = vec![0u8; msg.len()];
@@ -52,7 +53,11 @@ fn a_quick_run_writes_its_json_and_every_part_the_chapter_includes() {
         "--summary",
         summary.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let run = multishot_bench::from_json(&json).unwrap();
     let servers = pinned_servers().len();
     assert_eq!(run.pinned.len(), servers * run.options.rounds);
@@ -72,7 +77,11 @@ fn a_quick_run_writes_its_json_and_every_part_the_chapter_includes() {
         "--summary",
         again.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(std::fs::read_to_string(&again).unwrap(), md);
 }
 

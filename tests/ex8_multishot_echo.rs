@@ -44,7 +44,11 @@ fn the_demo_echoes_three_clients_and_stops() {
         text.contains("9 lines echoed and verified; server saw 3 connections, 144 bytes"),
         "{text}"
     );
-    assert_eq!(text.matches(": echoed 48 bytes, closed").count(), 3, "{text}");
+    assert_eq!(
+        text.matches(": echoed 48 bytes, closed").count(),
+        3,
+        "{text}"
+    );
 }
 
 #[test]
@@ -52,8 +56,14 @@ fn the_demo_with_two_threads_adds_up_both_rings() {
     let out = run(&["8", "--demo", "--quiet", "--threads", "2"]);
     let text = stdout(&out);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(text.contains("server saw 3 connections, 144 bytes"), "{text}");
-    assert!(!text.contains("echoed 48 bytes"), "--quiet logs no connection: {text}");
+    assert!(
+        text.contains("server saw 3 connections, 144 bytes"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("echoed 48 bytes"),
+        "--quiet logs no connection: {text}"
+    );
 }
 
 #[test]
@@ -76,7 +86,12 @@ fn bad_arguments_are_usage_errors() {
     ] {
         let out = run(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
-        assert_eq!(stderr(&out).lines().count(), 1, "{args:?}: {}", stderr(&out));
+        assert_eq!(
+            stderr(&out).lines().count(),
+            1,
+            "{args:?}: {}",
+            stderr(&out)
+        );
     }
 }
 

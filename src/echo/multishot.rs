@@ -136,7 +136,7 @@ macro_rules! on_socket {
     };
 }
 
-// ANCHOR: conn
+// ANCHOR: chunk
 /// Received bytes waiting to go back: `start..end` of a ring buffer, or of
 /// a copy made by `spill`.
 struct Chunk {
@@ -152,6 +152,9 @@ enum Bytes {
     Heap(Box<[u8]>),
 }
 
+// ANCHOR_END: chunk
+
+// ANCHOR: conn
 /// Where a connection's multishot receive is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Recv {
@@ -258,6 +261,8 @@ impl Sq<'_> {
         }
     }
 
+    // ANCHOR_END: sq
+
     /// Submits what is queued and waits for at least one completion, for at
     /// most `limit` if given.
     fn wait(&mut self, limit: Option<&Timespec>) -> io::Result<()> {
@@ -284,7 +289,6 @@ impl Sq<'_> {
         }
     }
 }
-// ANCHOR_END: sq
 
 /// Everything one loop knows besides the ring itself.
 pub struct State {
@@ -464,6 +468,9 @@ impl State {
         }
     }
 
+    // ANCHOR_END: dispatch
+
+    // ANCHOR: stale_cqe
     /// A CQE of a connection that is gone: it may still carry a buffer,
     /// which goes back to the ring; nothing else happens.
     fn stale(&mut self, ud: UserData, flags: u32) {
@@ -476,9 +483,9 @@ impl State {
             self.bufs.give_back(ud.buf); // its send is over
         }
     }
-    // ANCHOR_END: dispatch
+    // ANCHOR_END: stale_cqe
 
-    // ANCHOR: accept
+    // ANCHOR: arm_accept
     fn arm_accept(&mut self, sq: &mut Sq) -> io::Result<()> {
         if self.stopping {
             return Ok(());
@@ -498,6 +505,9 @@ impl State {
         self.push(sq, accept)
     }
 
+    // ANCHOR_END: arm_accept
+
+    // ANCHOR: accepted
     fn accepted(&mut self, sq: &mut Sq, res: i32, flags: u32) -> io::Result<()> {
         if res >= 0 {
             self.open(sq, res)?;
@@ -521,7 +531,7 @@ impl State {
         }
         Ok(())
     }
-    // ANCHOR_END: accept
+    // ANCHOR_END: accepted
 
     fn open(&mut self, sq: &mut Sq, res: i32) -> io::Result<()> {
         let sock = if self.config.direct {
@@ -565,35 +575,42 @@ impl State {
         res: i32,
         flags: u32,
     ) -> io::Result<()> {
-        let conn = self.conns.get_mut(key).expect("checked by complete");
         if let Some(bid) = cqueue::buffer_select(flags) {
             self.bufs.taken(bid); // the kernel filled it: ours until sent
+            let conn = self.conns.get_mut(key).expect("checked by complete");
             let end = res.max(0) as u32;
-            let bytes = Bytes::Ring(bid);
             conn.queue.push_back(Chunk {
-                bytes,
+                bytes: Bytes::Ring(bid),
                 start: 0,
                 end,
             });
             conn.queued += end as usize;
             self.stats.max_queued = self.stats.max_queued.max(conn.queued);
         }
-        if cqueue::more(flags) {
-            self.send_front(sq, key)?;
-            return self.throttle(sq, key);
+        if !cqueue::more(flags) {
+            self.receive_ended(sq, key, res)?; // no IORING_CQE_F_MORE: it is over
         }
+        self.send_front(sq, key)?;
+        self.throttle(sq, key)
+    }
+    // ANCHOR_END: received
+
+    // ANCHOR: receive_ended
+    /// The multishot receive is over; what comes next depends on why.
+    fn receive_ended(&mut self, sq: &mut Sq, key: Key, res: i32) -> io::Result<()> {
+        let conn = self.conns.get_mut(key).expect("a live connection");
         match recv_end(res, conn.recv) {
             RecvEnd::Rearm if conn.queued >= RECV_LIMIT => self.pause(key),
             RecvEnd::Rearm => {
                 self.stats.rearmed += 1;
-                self.arm_recv(sq, key)?;
+                return self.arm_recv(sq, key);
             }
             RecvEnd::Pause => self.pause(key),
             RecvEnd::Starve => {
                 conn.recv = Recv::Starved;
                 self.stats.enobufs += 1;
                 self.starved.push_back(key);
-                self.feed_starved(sq)?;
+                return self.feed_starved(sq);
             }
             RecvEnd::Eof => conn.recv = Recv::Ended,
             RecvEnd::Fail(errno) => {
@@ -601,11 +618,10 @@ impl State {
                 return self.fail(sq, key, errno);
             }
         }
-        self.send_front(sq, key)?;
         self.resume(sq, key)?;
         self.maybe_close(sq, key)
     }
-    // ANCHOR_END: received
+    // ANCHOR_END: receive_ended
 
     // ANCHOR: throttle
     /// Backpressure: past RECV_LIMIT bytes waiting, cancel the receive. Its
@@ -721,6 +737,9 @@ impl State {
         self.push(sq, send.user_data(UserData::on(Op::Send, key, bid)))
     }
 
+    // ANCHOR_END: send
+
+    // ANCHOR: sent
     fn sent(&mut self, sq: &mut Sq, key: Key, res: i32) -> io::Result<()> {
         let conn = self.conns.get_mut(key).expect("checked by complete");
         conn.sending = false;
@@ -745,7 +764,7 @@ impl State {
         self.resume(sq, key)?;
         self.maybe_close(sq, key)
     }
-    // ANCHOR_END: send
+    // ANCHOR_END: sent
 
     /// The connection broke (`errno`): what waits will never be sent.
     fn fail(&mut self, sq: &mut Sq, key: Key, errno: i32) -> io::Result<()> {

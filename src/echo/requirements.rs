@@ -24,70 +24,39 @@ pub struct Need {
     pub evidence: u8,
 }
 
+const fn need(
+    what: &'static str,
+    name: &'static str,
+    since: &'static str,
+    code: u8,
+) -> Need {
+    Need {
+        what,
+        name,
+        since,
+        evidence: code,
+    }
+}
+
+const SEND_ZC: u8 = opcode::SendZc::CODE;
+const SOCKET: u8 = opcode::Socket::CODE;
+
 // ANCHOR: needs
 /// Everything the server needs, newest first: on an old kernel the first
-/// missing entry names the release to upgrade to.
+/// missing entry names the release to upgrade to. IORING_OP_SEND_ZC (6.0)
+/// and IORING_OP_SOCKET (5.19) stand for the flags of their releases.
+#[rustfmt::skip]
 pub const NEEDS: &[Need] = &[
-    Need {
-        what: "multishot receive",
-        name: "IORING_RECV_MULTISHOT",
-        since: "6.0",
-        evidence: opcode::SendZc::CODE, // IORING_OP_SEND_ZC, also 6.0
-    },
-    Need {
-        what: "single-issuer rings",
-        name: "IORING_SETUP_SINGLE_ISSUER",
-        since: "6.0",
-        evidence: opcode::SendZc::CODE,
-    },
-    Need {
-        what: "multishot accept",
-        name: "IORING_ACCEPT_MULTISHOT",
-        since: "5.19",
-        evidence: opcode::Socket::CODE, // IORING_OP_SOCKET, also 5.19
-    },
-    Need {
-        what: "provided buffer rings",
-        name: "IORING_REGISTER_PBUF_RING",
-        since: "5.19",
-        evidence: opcode::Socket::CODE,
-    },
-    Need {
-        what: "cancelling every request at once",
-        name: "IORING_ASYNC_CANCEL_ANY",
-        since: "5.19",
-        evidence: opcode::Socket::CODE,
-    },
-    Need {
-        what: "sends",
-        name: "IORING_OP_SEND",
-        since: "5.6",
-        evidence: opcode::Send::CODE,
-    },
-    Need {
-        what: "closes",
-        name: "IORING_OP_CLOSE",
-        since: "5.6",
-        evidence: opcode::Close::CODE,
-    },
-    Need {
-        what: "cancellation",
-        name: "IORING_OP_ASYNC_CANCEL",
-        since: "5.5",
-        evidence: opcode::AsyncCancel::CODE,
-    },
-    Need {
-        what: "timeouts",
-        name: "IORING_OP_TIMEOUT",
-        since: "5.4",
-        evidence: opcode::Timeout::CODE,
-    },
-    Need {
-        what: "polling the stop signal",
-        name: "IORING_OP_POLL_ADD",
-        since: "5.1",
-        evidence: opcode::PollAdd::CODE,
-    },
+    need("multishot receive", "IORING_RECV_MULTISHOT", "6.0", SEND_ZC),
+    need("single-issuer rings", "IORING_SETUP_SINGLE_ISSUER", "6.0", SEND_ZC),
+    need("multishot accept", "IORING_ACCEPT_MULTISHOT", "5.19", SOCKET),
+    need("provided buffer rings", "IORING_REGISTER_PBUF_RING", "5.19", SOCKET),
+    need("cancelling all requests", "IORING_ASYNC_CANCEL_ANY", "5.19", SOCKET),
+    need("sends", "IORING_OP_SEND", "5.6", opcode::Send::CODE),
+    need("closes", "IORING_OP_CLOSE", "5.6", opcode::Close::CODE),
+    need("cancellation", "IORING_OP_ASYNC_CANCEL", "5.5", opcode::AsyncCancel::CODE),
+    need("timeouts", "IORING_OP_TIMEOUT", "5.4", opcode::Timeout::CODE),
+    need("polling the stop signal", "IORING_OP_POLL_ADD", "5.1", opcode::PollAdd::CODE),
 ];
 
 /// The oldest kernel that has everything in [`NEEDS`].

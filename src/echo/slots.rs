@@ -29,7 +29,6 @@ impl<T> Default for Slots<T> {
     }
 }
 
-// ANCHOR: stale
 impl<T> Slots<T> {
     /// Stores `value` in a free slot; `None` when all 2^24 are taken.
     pub fn insert(&mut self, value: T) -> Option<Key> {
@@ -53,6 +52,7 @@ impl<T> Slots<T> {
         })
     }
 
+    // ANCHOR: stale
     /// The value of `key`, or `None` if the key is stale: its connection is
     /// gone, and the slot may hold another one now.
     pub fn get_mut(&mut self, key: Key) -> Option<&mut T> {
@@ -72,8 +72,8 @@ impl<T> Slots<T> {
         self.len -= 1;
         entry.value.take()
     }
+    // ANCHOR_END: stale
 }
-// ANCHOR_END: stale
 
 impl<T> Slots<T> {
     pub fn len(&self) -> usize {

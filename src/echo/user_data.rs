@@ -63,6 +63,9 @@ pub const GENERATIONS: u32 = 1 << 20;
 /// 32768 buffers, so this id is never a real one.
 pub const NO_BUF: u16 = u16::MAX;
 
+// ANCHOR_END: layout
+
+// ANCHOR: pack
 impl UserData {
     pub fn pack(self) -> u64 {
         debug_assert!(self.key.slot < SLOTS && self.key.generation < GENERATIONS);
@@ -86,7 +89,7 @@ impl UserData {
         })
     }
 }
-// ANCHOR_END: layout
+// ANCHOR_END: pack
 
 impl UserData {
     /// An operation that belongs to no connection.
