@@ -90,8 +90,7 @@ pub enum Workload {
     Tmpfs,
     /// TCP echo on loopback
     Echo,
-    /// Chapter 8: exercise 8 against tokio, repeated; profiles, idle memory,
-    /// threads (runs alone, about six minutes; --quick: under a minute)
+    /// Chapter 8's measurements of exercise 8 (runs alone; six minutes)
     Multishot,
 }
 

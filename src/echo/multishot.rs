@@ -362,6 +362,7 @@ pub fn ring(config: &Config) -> io::Result<(IoUring, TaskRun)> {
 }
 // ANCHOR_END: setup
 
+// ANCHOR: serve
 /// Serves `listener` on this thread until the eventfd `stop_fd` becomes
 /// readable, then stops: cancels everything in flight, waits for every CQE,
 /// and only then frees the buffer ring.
@@ -398,6 +399,7 @@ pub fn serve(
     );
     Ok(state.stats)
 }
+// ANCHOR_END: serve
 
 // ANCHOR: loop
 /// Arms the accept and the stop signal, then turns: submit, wait, take
