@@ -94,38 +94,55 @@ pub struct Chapter8Run {
 /// A design choice of exercise 8 and the server that undoes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Choice {
-    pub what: &'static str,
+    /// The choice made one way, and the other.
+    pub on: &'static str,
+    pub off: &'static str,
     /// Exercise 8 with this choice made the other way.
     pub other: &'static str,
-    /// Whether exercise 8 ships with the choice on.
+    /// Whether exercise 8 ships with the choice `on`.
     pub shipped: bool,
+}
+
+impl Choice {
+    /// What exercise 8 ships, and what the other server does instead.
+    pub fn shipped_and_other(&self) -> (&'static str, &'static str) {
+        if self.shipped {
+            (self.on, self.off)
+        } else {
+            (self.off, self.on)
+        }
+    }
 }
 
 /// The choices the chapter measures, each against the way it ships.
 pub fn choices() -> Vec<Choice> {
     let shipped = Config::default();
+    let pick = |on: bool, yes: &'static str, no: &'static str| if on { no } else { yes };
     vec![
         Choice {
-            what: "IORING_SETUP_DEFER_TASKRUN instead of COOP_TASKRUN",
+            on: "IORING_SETUP_DEFER_TASKRUN",
+            off: "IORING_SETUP_COOP_TASKRUN",
             other: "uring-multishot+coop",
             shipped: shipped.taskrun == TaskRun::Defer,
         },
         Choice {
-            what: "a registered ring descriptor",
-            other: if shipped.register_ring {
-                "uring-multishot+noregring"
-            } else {
-                "uring-multishot+regring"
-            },
+            on: "a registered ring descriptor",
+            off: "the ring's plain descriptor",
+            other: pick(
+                shipped.register_ring,
+                "uring-multishot+regring",
+                "uring-multishot+noregring",
+            ),
             shipped: shipped.register_ring,
         },
         Choice {
-            what: "direct descriptors for accepted sockets",
-            other: if shipped.direct {
-                "uring-multishot+nodirect"
-            } else {
-                "uring-multishot+direct"
-            },
+            on: "direct descriptors",
+            off: "sockets in the file table",
+            other: pick(
+                shipped.direct,
+                "uring-multishot+direct",
+                "uring-multishot+nodirect",
+            ),
             shipped: shipped.direct,
         },
     ]

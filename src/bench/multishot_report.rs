@@ -6,11 +6,12 @@
 use std::fmt::Write as _;
 
 use uring_book::bench::cpu_breakdown::Part;
+use uring_book::bench::idle_memory::IdleMemory;
 use uring_book::bench::interleaved::{paired_ratios, verdict, Spread, Verdict};
 use uring_book::bench::multishot_bench::{
     choices, pinned_servers, Chapter8Run, Run, THREADS,
 };
-use uring_book::bench::multishot_servers::MULTISHOT;
+use uring_book::bench::multishot_servers::{MULTISHOT, TOKIO_2};
 use uring_book::bench::record::Record;
 
 /// The issue's targets: server CPU per message at least this many times
@@ -175,44 +176,36 @@ pub fn context(run: &Chapter8Run) -> String {
 fn verdict_words(v: Verdict) -> &'static str {
     match v {
         Verdict::Better => "ahead in every round",
-        Verdict::Tie => "a tie: the rounds disagree on which is ahead",
+        Verdict::Tie => "the rounds disagree",
         Verdict::Worse => "behind in every round",
     }
 }
 
-/// Each of the issue's targets, and whether this run met it.
+/// A ratio and what the rounds say about it: `1.16× (0.97–1.52), the rounds
+/// disagree`.
+fn judged(r: &Spread) -> String {
+    format!("{}, {}", times(r), verdict_words(verdict(r)))
+}
+
+/// Each of the chapter's targets, and whether this run met it, as a table.
+/// A target on a median is met by the median; the rounds' agreement is
+/// shown beside it.
 pub fn targets(run: &Chapter8Run) -> String {
-    let mut lines = Vec::new();
+    let mut rows: Vec<(String, String, bool)> = Vec::new();
     for (conns, goal) in CPU_TARGETS {
-        let line = match ratio(run, &run.pinned, MULTISHOT, "tokio", conns, cpu, false) {
-            Some(r) if r.median >= goal => format!(
-                "Server CPU per message at {conns} connections at least {goal:.2}× better \
-                 than tokio's: **met**, {} ({}).",
-                times(&r),
-                verdict_words(verdict(&r))
-            ),
-            Some(r) => format!(
-                "Server CPU per message at {conns} connections at least {goal:.2}× better \
-                 than tokio's: **missed** by {:.0} %, at {} ({}).",
-                100.0 * (goal - r.median) / goal,
-                times(&r),
-                verdict_words(verdict(&r))
-            ),
-            None => format!("At {conns} connections: not measured in this run."),
-        };
-        lines.push(line);
+        if let Some(r) = ratio(run, &run.pinned, MULTISHOT, "tokio", conns, cpu, false) {
+            let what = format!("server CPU per message at {conns} connections: {goal:.2}× less than tokio's");
+            rows.push((what, judged(&r), r.median >= goal));
+        }
     }
     for conns in [100u32, 1000] {
         let coop = "tokio-uring+coop";
         if let Some(r) = ratio(run, &run.pinned, MULTISHOT, coop, conns, cpu, false) {
             let met = r.median > 1.0 && verdict(&r) != Verdict::Worse;
-            lines.push(format!(
-                "Less CPU per message than tokio-uring with COOP_TASKRUN at {conns} \
-                 connections: **{}**, {} ({}).",
-                if met { "met" } else { "missed" },
-                times(&r),
-                verdict_words(verdict(&r))
-            ));
+            let what = format!(
+                "less CPU per message than tokio-uring+coop at {conns} connections"
+            );
+            rows.push((what, judged(&r), met));
         }
     }
     for conns in [100u32, 1000] {
@@ -222,101 +215,94 @@ pub fn targets(run: &Chapter8Run) -> String {
                 msgs as fn(&Record) -> Option<f64>,
                 true,
             ),
-            ("p99 latency", p99, false),
+            ("p99 latency (ratio: tokio's over ours)", p99, false),
         ] {
             if let Some(r) =
                 ratio(run, &run.pinned, MULTISHOT, "tokio", conns, figure, more)
             {
-                let v = verdict(&r);
-                lines.push(format!(
-                    "{} no worse than tokio's at {conns} connections: **{}**, {} of \
-                     tokio's{} ({}).",
-                    capitalize(what),
-                    if v == Verdict::Worse { "missed" } else { "met" },
-                    times(&r),
-                    if more {
-                        ""
-                    } else {
-                        " (above 1: lower than tokio's)"
-                    },
-                    verdict_words(v)
-                ));
+                let met = verdict(&r) != Verdict::Worse;
+                let what =
+                    format!("{what} at {conns} connections: no worse than tokio's");
+                rows.push((what, judged(&r), met));
             }
         }
     }
-    if let Some(line) = idle_target(run) {
-        lines.push(line);
+    if let Some((share, ours, tokio)) = idle_share(run) {
+        let what = format!(
+            "resident memory with {} idle connections: at most {:.0} % of tokio's",
+            ours.conns,
+            100.0 * IDLE_TARGET
+        );
+        let got = format!(
+            "{:.0} % ({} MiB against {} MiB)",
+            100.0 * share,
+            ours.rss_idle_kib / 1024,
+            tokio.rss_idle_kib / 1024
+        );
+        rows.push((what, got, share <= IDLE_TARGET));
     }
-    if lines.is_empty() {
+    if rows.is_empty() {
         return "This run has none of the loads the targets name.".into();
     }
-    lines.iter().map(|l| format!("- {l}\n")).collect()
+    let mut out = String::from("| target | this run | met |\n|:---|:---|:---|\n");
+    for (what, got, met) in rows {
+        let _ = writeln!(
+            out,
+            "| {what} | {got} | {} |",
+            if met { "yes" } else { "**no**" }
+        );
+    }
+    let missed = out.matches("**no**").count();
+    let _ = write!(
+        out,
+        "\n{}",
+        if missed == 0 {
+            "This run met every target.".to_string()
+        } else {
+            format!("This run missed {missed} target(s).")
+        }
+    );
+    out
 }
 
-fn capitalize(s: &str) -> String {
-    let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
-        .unwrap_or_default()
-}
-
-fn idle_target(run: &Chapter8Run) -> Option<String> {
+fn idle_share(run: &Chapter8Run) -> Option<(f64, &IdleMemory, &IdleMemory)> {
     let tokio = run.idle.iter().find(|m| m.engine == "tokio")?;
     let ours = run.idle.iter().find(|m| m.engine == MULTISHOT)?;
     let share = ours.rss_idle_kib as f64 / tokio.rss_idle_kib.max(1) as f64;
-    Some(format!(
-        "Resident memory with {} idle connections at most {:.0} % of tokio's: **{}**, \
-         {:.0} % ({} MiB against {} MiB).",
-        ours.conns,
-        100.0 * IDLE_TARGET,
-        if share <= IDLE_TARGET {
-            "met"
-        } else {
-            "missed"
-        },
-        100.0 * share,
-        ours.rss_idle_kib / 1024,
-        tokio.rss_idle_kib / 1024
-    ))
+    Some((share, ours, tokio))
 }
 
-/// Each design choice against the way exercise 8 ships.
+/// Each design choice against the way exercise 8 ships, as a table.
 pub fn design_choices(run: &Chapter8Run) -> String {
-    let mut lines = Vec::new();
+    let mut out = String::from(
+        "| exercise 8 ships | against | connections | CPU per message | \
+         messages per second |\n|:---|:---|---:|:---|:---|\n",
+    );
+    let mut any = false;
     for choice in choices() {
-        let mut parts = Vec::new();
         for conns in loads(run) {
             let c = ratio(run, &run.pinned, MULTISHOT, choice.other, conns, cpu, false);
             let m = ratio(run, &run.pinned, MULTISHOT, choice.other, conns, msgs, true);
-            if let (Some(c), Some(m)) = (c, m) {
-                parts.push(format!(
-                    "at {conns} connections, {} the CPU per message ({}) and {} the \
-                     messages per second ({})",
-                    times(&c),
-                    verdict_words(verdict(&c)),
-                    times(&m),
-                    verdict_words(verdict(&m))
-                ));
-            }
+            let (Some(c), Some(m)) = (c, m) else { continue };
+            any = true;
+            let (ships, against) = choice.shipped_and_other();
+            let _ = writeln!(
+                out,
+                "| {ships} | {against} (`{}`) | {conns} | {} | {} |",
+                choice.other,
+                judged(&c),
+                judged(&m)
+            );
         }
-        if parts.is_empty() {
-            continue;
-        }
-        lines.push(format!(
-            "**{}** (exercise 8 ships {}; above 1 means the way it ships is better): {}.",
-            capitalize(choice.what),
-            if choice.shipped {
-                "with it"
-            } else {
-                "without it"
-            },
-            parts.join("; ")
-        ));
     }
-    if lines.is_empty() {
+    if !any {
         return "This run has no measurements of the design choices.".into();
     }
-    lines.iter().map(|l| format!("- {l}\n")).collect()
+    out.push_str(
+        "\nEach ratio compares exercise 8 as it ships with the server named beside it, \
+         round by round: above 1, the way it ships is better.",
+    );
+    out
 }
 
 /// Where the CPU time goes, by part, for each profiled server.
@@ -418,7 +404,10 @@ pub fn idle_table(run: &Chapter8Run) -> String {
         "\n{} connections, each of which sent one 64-byte message, read the echo and \
          stayed open. {}",
         run.idle[0].conns,
-        idle_target(run).unwrap_or_default()
+        idle_share(run).map_or(String::new(), |(share, _, _)| format!(
+            "Exercise 8 held {:.0} % of the tokio server's resident memory.",
+            100.0 * share
+        ))
     );
     out
 }
@@ -453,19 +442,19 @@ pub fn threads_table(run: &Chapter8Run) -> String {
     out
 }
 
-/// What the thread comparison shows, in one paragraph of figures.
+/// What the thread comparison shows: one sentence per load.
 pub fn threads_sentence(run: &Chapter8Run) -> String {
-    let mut parts = Vec::new();
+    let mut sentences = Vec::new();
     for conns in loads(run) {
         let two = "uring-multishot+2t";
-        let vs_tokio = ratio(run, &run.threads, two, "tokio-2t", conns, msgs, true);
+        let vs_tokio = ratio(run, &run.threads, two, TOKIO_2, conns, msgs, true);
         let vs_one = ratio(run, &run.threads, two, MULTISHOT, conns, msgs, true);
-        let tokio_gain = ratio(run, &run.threads, "tokio-2t", "tokio", conns, msgs, true);
+        let tokio_gain = ratio(run, &run.threads, TOKIO_2, "tokio", conns, msgs, true);
         if let (Some(a), Some(b), Some(c)) = (vs_tokio, vs_one, tokio_gain) {
-            parts.push(format!(
-                "at {conns} connections two rings echoed {} the messages per second of \
-                 tokio with two workers ({}), and {} those of one ring; tokio's second \
-                 worker gave it {}",
+            sentences.push(format!(
+                "At {conns} connections, two rings echoed {} the messages per second of \
+                 tokio with two workers ({}) and {} those of one ring; a second worker \
+                 gave tokio {}.",
                 times(&a),
                 verdict_words(verdict(&a)),
                 times(&b),
@@ -473,10 +462,10 @@ pub fn threads_sentence(run: &Chapter8Run) -> String {
             ));
         }
     }
-    if parts.is_empty() {
+    if sentences.is_empty() {
         return "This run has no thread comparison.".into();
     }
-    format!("With nothing pinned, {}.", parts.join("; "))
+    sentences.join(" ")
 }
 
 /// Every anchor the chapter includes, with what it says for a run that
@@ -636,15 +625,27 @@ mod tests {
     #[test]
     fn targets_are_judged_from_the_rounds() {
         let text = targets(&sample());
+        let row = |start: &str| {
+            text.lines()
+                .find(|l| l.starts_with(&format!("| {start}")))
+                .unwrap_or_else(|| panic!("no row {start}: {text}"))
+                .to_string()
+        };
+        let at_100 = row("server CPU per message at 100 connections: 1.10×");
+        let good = "| 1.20× (1.20–1.20), ahead in every round | yes |";
+        assert!(at_100.ends_with(good), "{at_100}");
+        let at_1000 = row("server CPU per message at 1000 connections: 1.15×");
+        let short = "| 1.10× (1.10–1.10), ahead in every round | **no** |";
+        assert!(at_1000.ends_with(short), "{at_1000}");
+        let idle = row("resident memory with 10000 idle connections: at most 25 %");
         assert!(
-            text.contains(
-                "at 100 connections at least 1.10× better than tokio's: **met**, 1.20×"
-            ),
-            "{text}"
+            idle.contains("| 14 % (22 MiB against 166 MiB) | yes |"),
+            "{idle}"
         );
-        assert!(text.contains("at 1000 connections at least 1.15× better than tokio's: **missed** by 4 %, at 1.10×"), "{text}");
-        assert!(text.contains("Resident memory with 10000 idle connections at most 25 % of tokio's: **met**, 14 %"), "{text}");
-        assert!(text.contains("Less CPU per message than tokio-uring with COOP_TASKRUN at 100 connections: **met**"), "{text}");
+        assert!(
+            row("less CPU per message than tokio-uring+coop at 100").ends_with("| yes |")
+        );
+        assert!(text.ends_with("This run missed 1 target(s)."), "{text}");
     }
 
     #[test]
