@@ -201,33 +201,11 @@ pub fn run(
         );
     }
     let servers = pinned_servers();
+    let pinned = (server_cpu, client_cpu);
     for &(conns, size) in &options.loads {
-        let load = Load {
-            addr: "127.0.0.1:0".parse()?,
-            conns,
-            size,
-            duration: Duration::from_secs_f64(options.seconds),
-        };
-        for round in 0..options.rounds {
-            for i in round_order(servers.len(), round) {
-                let engine = servers[i];
-                step(&format!(
-                    "{engine}, {conns} connections, round {}",
-                    round + 1
-                ));
-                let server = ServerProcess::start(exe, engine, server_cpu, false)?;
-                let record = echo::measure(
-                    server,
-                    engine,
-                    load,
-                    &echo::chapter5_client,
-                    client_cpu,
-                    options.seconds,
-                    false,
-                )?;
-                out.pinned.push(Run { round, record });
-            }
-        }
+        let load = load(conns, size, options.seconds)?;
+        out.pinned
+            .extend(rounds(exe, &servers, load, pinned, options, step)?);
         if perf {
             for &engine in &servers {
                 step(&format!("{engine}, {conns} connections, perf stat"));
@@ -261,36 +239,62 @@ pub fn run(
             .push(idle_memory::measure(exe, engine, options.idle_conns)?);
     }
     for &(conns, size) in &options.loads {
-        let load = Load {
-            addr: "127.0.0.1:0".parse()?,
-            conns,
-            size,
-            duration: Duration::from_secs_f64(options.seconds),
-        };
-        for round in 0..options.rounds {
-            for i in round_order(THREADS.len(), round) {
-                let engine = THREADS[i];
-                step(&format!(
-                    "{engine}, {conns} connections, unpinned, round {}",
-                    round + 1
-                ));
-                let server = ServerProcess::start(exe, engine, None, false)?;
-                let client = &echo::chapter5_client;
-                let record = echo::measure(
-                    server,
-                    engine,
-                    load,
-                    client,
-                    None,
-                    options.seconds,
-                    false,
-                )?;
-                out.threads.push(Run { round, record });
-            }
-        }
+        let load = load(conns, size, options.seconds)?;
+        out.threads
+            .extend(rounds(exe, &THREADS, load, (None, None), options, step)?);
     }
     out.load_after = loadavg();
     Ok(out)
+}
+
+fn load(conns: usize, size: usize, seconds: f64) -> anyhow::Result<Load> {
+    Ok(Load {
+        addr: "127.0.0.1:0".parse()?,
+        conns,
+        size,
+        duration: Duration::from_secs_f64(seconds),
+    })
+}
+
+/// Every server in `servers` once per round, in an order that rotates,
+/// server and client on the CPUs of `(server, client)` where given.
+fn rounds(
+    exe: &Path,
+    servers: &[&str],
+    load: Load,
+    (server_cpu, client_cpu): (Option<usize>, Option<usize>),
+    options: &Options,
+    step: &dyn Fn(&str),
+) -> anyhow::Result<Vec<Run>> {
+    let mut runs = Vec::new();
+    for round in 0..options.rounds {
+        for i in round_order(servers.len(), round) {
+            let engine = servers[i];
+            let pinned = if server_cpu.is_some() {
+                ""
+            } else {
+                ", unpinned"
+            };
+            step(&format!(
+                "{engine}, {} connections{pinned}, round {}",
+                load.conns,
+                round + 1
+            ));
+            let server = ServerProcess::start(exe, engine, server_cpu, false)?;
+            let client = &echo::chapter5_client;
+            let record = echo::measure(
+                server,
+                engine,
+                load,
+                client,
+                client_cpu,
+                options.seconds,
+                false,
+            )?;
+            runs.push(Run { round, record });
+        }
+    }
+    Ok(runs)
 }
 
 /// A `perf record` profile of `engine` at the profiled load, by part.

@@ -379,19 +379,21 @@ pub fn serve(
         anyhow::anyhow!("registering the buffer ring: {}", diagnose::errno_text(&e))
     })?;
     if config.direct {
-        let slots = uring_book::system::nofile_limit()?.soft.unwrap_or(1 << 20);
-        uring
-            .submitter()
-            .register_files_sparse(slots.min(1 << 20) as u32)?;
+        file_table(&uring)?; // for accepted sockets as direct descriptors
     }
     let mut state = State::new(listener.as_raw_fd(), stop_fd, bufs, config.clone());
-    let result = event_loop(&mut uring, &mut state);
-    if state.inflight == 0 {
-        // Nothing can write into the buffers any more.
-        state.bufs.unregister(&uring.submitter())?;
+    if let Err(err) = event_loop(&mut uring, &mut state) {
+        // Requests may still be in flight, reading the copies the state owns
+        // and writing into the ring's buffers: leak both rather than free
+        // them under the kernel. Closing the ring cancels the requests.
+        drop(uring);
+        std::mem::forget(state);
+        return Err(err.into());
     }
+    // The loop ends only when no request is in flight: nothing can write
+    // into the buffers any more.
+    state.bufs.unregister(&uring.submitter())?;
     drop(uring);
-    result?;
     anyhow::ensure!(
         state.connections() == 0,
         "{} connections were still open after stopping",
@@ -400,6 +402,15 @@ pub fn serve(
     Ok(state.stats)
 }
 // ANCHOR_END: serve
+
+/// A sparse table of direct descriptors, as large as RLIMIT_NOFILE allows
+/// (registering more fails with EMFILE).
+fn file_table(uring: &IoUring) -> io::Result<()> {
+    let limit = uring_book::system::nofile_limit()?.soft.unwrap_or(1 << 20);
+    uring
+        .submitter()
+        .register_files_sparse(limit.min(1 << 20) as u32)
+}
 
 // ANCHOR: loop
 /// Arms the accept and the stop signal, then turns: submit, wait, take
