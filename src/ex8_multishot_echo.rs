@@ -262,3 +262,26 @@ fn demo_client(addr: SocketAddr, id: usize) -> anyhow::Result<()> {
     anyhow::ensure!(n == 0, "client {id}: expected EOF after shutdown");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepted_sockets_inherit_tcp_nodelay_from_the_listener() {
+        let listener = listen("127.0.0.1:0".parse().unwrap(), 1).unwrap().remove(0);
+        let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        assert!(
+            accepted.nodelay().unwrap(),
+            "no system call per connection needed"
+        );
+    }
+
+    #[test]
+    fn two_threads_share_one_port() {
+        let listeners = listen("127.0.0.1:0".parse().unwrap(), 2).unwrap();
+        let port = |l: &TcpListener| l.local_addr().unwrap().port();
+        assert_eq!(port(&listeners[0]), port(&listeners[1]));
+    }
+}
