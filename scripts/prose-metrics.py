@@ -176,8 +176,17 @@ def visible_lines(info, body, base):
     return lines
 
 
+def blank_out(text, pattern):
+    """Replaces each match with as many empty lines as it spanned."""
+    return re.sub(pattern, lambda m: "\n" * m.group(0).count("\n"), text, flags=re.S)
+
+
 def prose_paragraphs(lines):
     """(line number, text) of every paragraph of prose."""
+    # Captions and images may wrap onto several lines; neither is prose.
+    text = blank_out("\n".join(lines), r'<span class="caption">.*?</span>')
+    text = blank_out(text, r"!\[[^\]]*\]\([^)]*\)")
+    lines = text.split("\n")
     paragraphs, current, start, in_code, fence = [], [], 0, False, ""
 
     def flush():
@@ -205,7 +214,8 @@ def prose_paragraphs(lines):
         if (not line or line.startswith("|") or line.startswith("#")
                 or line.startswith("{{#") or line.startswith("<span class=\"caption")
                 or re.fullmatch(r"!\[[^\]]*\]\([^)]*\)", line)
-                or line.startswith("<!--") or line == "---"):
+                or line.startswith("<!--") or line == "---"
+                or re.fullmatch(r"\[!\w+\]", line)):
             flush()
             continue
         item = re.match(r"^([-*+]|\d+[.)])\s+", line)

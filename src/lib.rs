@@ -20,4 +20,5 @@ pub mod ex5_tcp_echo;
 pub mod ex6_benchmark;
 pub mod exercises;
 pub mod in_flight;
+pub mod ring_frames;
 pub mod system;
