@@ -79,8 +79,9 @@ fn esc(text: &str) -> String {
 /// Is ring position `pos` between head and tail (queued, not yet consumed)?
 /// `Some(false)`: it was filled once and consumed since. `None`: never used.
 fn state(pos: u32, head: u32, tail: u32, entries: u32) -> Option<bool> {
-    let live =
-        (0..tail.wrapping_sub(head)).any(|i| head.wrapping_add(i) % entries == pos);
+    // A ring never holds more than `entries`; the cap keeps a torn read cheap.
+    let queued = tail.wrapping_sub(head).min(entries);
+    let live = (0..queued).any(|i| head.wrapping_add(i) % entries == pos);
     let used = tail >= entries || pos < tail;
     match (live, used) {
         (true, _) => Some(true),
