@@ -65,8 +65,11 @@ if command -v just >/dev/null; then
 fi
 
 # --- Chapters 1-3: the io-uring crate ---
+capture ch01-first-read ok "$examples/ch01_first_read"
 capture ch01-read ok "$bin" 1
 capture ch01-raw ok "$bin" 1 --raw
+# The same raw run, drawn: book/src/img/ring-after-{push,enter,reap}.svg.
+"$bin" 1 --raw --svg book/src/img >/dev/null
 capture ch01-enoent fail "$bin" 1 /nonexistent
 capture ch01-eisdir fail "$bin" 1 /tmp
 # A megabyte of zeros at a path that does not change from run to run.

@@ -29,4 +29,5 @@ pub mod exercises;
 pub mod feature_checks;
 pub mod features;
 pub mod in_flight;
+pub mod ring_frames;
 pub mod system;
