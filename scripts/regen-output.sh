@@ -65,8 +65,11 @@ if command -v just >/dev/null; then
 fi
 
 # --- Chapters 1-3: the io-uring crate ---
+capture ch01-first-read ok "$examples/ch01_first_read"
 capture ch01-read ok "$bin" 1
 capture ch01-raw ok "$bin" 1 --raw
+# The same raw run, drawn: book/src/img/ring-after-{push,enter,reap}.svg.
+"$bin" 1 --raw --svg book/src/img >/dev/null
 capture ch01-enoent fail "$bin" 1 /nonexistent
 capture ch01-eisdir fail "$bin" 1 /tmp
 # A megabyte of zeros at a path that does not change from run to run.
@@ -154,6 +157,40 @@ wait "$server"
     cat "$server_log"
 } >"$out/ch05-emfile-server.txt"
 rm -f "$server_log"
+
+# --- Chapter 7: chains, deadlines and cancellation ---
+# part SRC DST N...: paragraphs N... (separated by blank lines) of output SRC,
+# so that a chapter can show each part of a run beside its listing.
+part() {
+    local src=$1 dst=$2
+    shift 2
+    awk -v want="$*" 'BEGIN { RS = ""; n = split(want, w, " "); for (i = 1; i <= n; i++) k[w[i]] = 1 }
+        (NR in k) { printf "%s%s\n", sep, $0; sep = "\n" }' "$out/$src.txt" >"$out/$dst.txt"
+}
+capture ch07-copy ok "$bin" 7 copy
+capture ch07-copy-enoent fail "$bin" 7 copy /nonexistent /tmp/copy
+echo "some bytes" >/tmp/uring-book-same
+capture ch07-copy-same fail "$bin" 7 copy /tmp/uring-book-same /tmp/uring-book-same
+rm -f /tmp/uring-book-same
+capture ch07-chain ok "$bin" 7 chain
+part ch07-chain ch07-chain-links 1 2 3
+part ch07-chain ch07-chain-pipe 4
+capture ch07-timeout ok "$bin" 7 timeout
+part ch07-timeout ch07-timeout-timers 1
+part ch07-timeout ch07-timeout-link 2
+part ch07-timeout ch07-timeout-wait 3
+capture ch07-cancel ok "$bin" 7 cancel
+part ch07-cancel ch07-cancel-recv 1 2
+part ch07-cancel ch07-cancel-race 3
+part ch07-cancel ch07-cancel-fd 4
+part ch07-cancel ch07-cancel-drop 5 6
+capture ch07-probe ok "$bin" 7 probe
+# Appendix B: the table of features with this machine's column.
+"$bin" 7 probe --appendix >book/src/appendix-opcodes.md
+if [[ ${REGEN_BENCH:-1} == 1 ]]; then
+    # A release build: the copy is timed. About a minute.
+    capture ch07-bench ok target/release/uring-book 7 bench
+fi
 
 # --- Chapter 8: exercise 8 (release build: the client measures) ---
 capture ch08-floor ok "$examples/ch08_floor"

@@ -26,17 +26,20 @@ pub fn setup_failure_reason(err: &io::Error) -> String {
     let errno = err.raw_os_error().unwrap_or(0);
     match errno {
         libc::EPERM => explain_eperm(),
-        libc::ENOSYS => explain_enosys(),
-        libc::ENOMEM => format!(
-            "the ring's memory is charged to RLIMIT_MEMLOCK ({}) and CAP_IPC_LOCK \
-             is {}. Fix: raise the limit (`ulimit -l 8192`, or `--ulimit \
-             memlock=-1` for docker run)",
-            system::human_bytes(system::memlock_limit().ok().and_then(|l| l.soft)),
-            if system::has_cap_ipc_lock() {
-                "held"
-            } else {
-                "not held"
-            }
+        libc::EACCES => format!(
+            "a Linux security module refused it; SELinux answers EACCES where its \
+             policy denies io_uring. Fix: find the denial in the audit log (`ausearch \
+             -m avc -ts recent`) and allow io_uring in the policy. See {CHAPTER_0}"
+        ),
+        libc::ENOSYS => enosys_reason(
+            system::seccomp_mode(),
+            system::io_uring_disabled().is_some(),
+            &system::kernel_release(),
+        ),
+        libc::ENOMEM => enomem_reason(
+            system::kernel_version(),
+            system::exempt_from_memlock(),
+            system::memlock_limit().ok().and_then(|l| l.soft),
         ),
         libc::EINVAL => "the kernel rejected the ring's parameters; it may be older \
                          than this feature needs (run `cargo run -- doctor`)"
@@ -70,14 +73,16 @@ fn explain_eperm() -> String {
             .into();
     }
     format!(
-        "not a seccomp filter nor the io_uring_disabled sysctl; a Linux security \
-         module (SELinux, AppArmor) may deny it. See {CHAPTER_0}"
+        "neither a seccomp filter nor the io_uring_disabled sysctl; another \
+         security layer (a BPF LSM, a sandbox such as gVisor) refuses it. See {CHAPTER_0}"
     )
 }
 // ANCHOR_END: eperm
 
+/// The kernel lets CAP_SYS_ADMIN (in the initial user namespace) and the
+/// members of kernel.io_uring_group through when io_uring_disabled is 1.
 fn allowed_when_restricted() -> bool {
-    if system::has_cap_sys_admin() {
+    if system::capable_sys_admin() {
         return true;
     }
     match system::io_uring_group() {
@@ -86,17 +91,61 @@ fn allowed_when_restricted() -> bool {
     }
 }
 
-fn explain_enosys() -> String {
-    if system::seccomp_mode() == Some(2) {
-        return "a seccomp filter answers io_uring calls with ENOSYS, as if the kernel \
-                had no io_uring. Fix: run the container with `--security-opt \
-                seccomp=docker/seccomp-io_uring.json`"
-            .into();
+/// ENOSYS: no io_uring in the kernel, or a filter that pretends so. The
+/// kernel registers the io_uring_disabled sysctl only when it has io_uring,
+/// so where the file exists a filter must be answering.
+fn enosys_reason(seccomp: Option<u32>, has_sysctl: bool, release: &str) -> String {
+    const PROFILE: &str = "run the container with `--security-opt \
+                           seccomp=docker/seccomp-io_uring.json`";
+    let no_io_uring = format!(
+        "this kernel ({release}) was built without io_uring (CONFIG_IO_URING) or \
+         predates 5.1"
+    );
+    match (seccomp == Some(2), has_sysctl) {
+        (true, true) => format!(
+            "a seccomp filter answers io_uring calls with ENOSYS, as if the kernel had \
+             no io_uring; this kernel has it (its io_uring_disabled sysctl exists). \
+             Fix: {PROFILE}"
+        ),
+        (true, false) => format!(
+            "either a seccomp filter answers io_uring calls with ENOSYS, or \
+             {no_io_uring}. Fix: {PROFILE}; if that changes nothing, use a kernel \
+             with io_uring (5.19 or newer)"
+        ),
+        (false, true) => "the kernel has io_uring (its io_uring_disabled sysctl \
+                          exists), so a sandbox between this process and the kernel \
+                          (gVisor, for one) answers for it. Fix: run outside that \
+                          sandbox"
+            .into(),
+        (false, false) => format!("{no_io_uring}. Fix: use a kernel of 5.19 or newer"),
     }
+}
+
+/// ENOMEM from io_uring_setup. Kernels up to 5.11, and again from 6.14, charge
+/// the rings to RLIMIT_MEMLOCK; 5.12 to 6.13 charge them to the memory cgroup.
+fn enomem_reason(
+    version: Option<(u32, u32)>,
+    exempt: bool,
+    limit: Option<u64>,
+) -> String {
+    let memlock = system::rings_charged_to_memlock(version);
+    if memlock && !exempt {
+        return format!(
+            "the ring's memory is charged to RLIMIT_MEMLOCK ({}) and this process is \
+             not exempt (no CAP_IPC_LOCK in the initial user namespace). Fix: raise \
+             the limit (`ulimit -l 8192`, or `--ulimit memlock=-1` for docker run)",
+            system::human_bytes(limit)
+        );
+    }
+    let why = if memlock {
+        "CAP_IPC_LOCK exempts this process from RLIMIT_MEMLOCK"
+    } else {
+        "Linux 5.12 to 6.13 charge the rings to the memory cgroup, not RLIMIT_MEMLOCK"
+    };
     format!(
-        "this kernel ({}) was built without io_uring (CONFIG_IO_URING) or predates \
-         5.1. Fix: use a kernel of 5.19 or newer",
-        system::kernel_release()
+        "the kernel could not allocate the ring's memory: {why}, so a cgroup memory \
+         limit or a shortage of memory is the cause. Fix: free memory or raise the \
+         cgroup's memory.max; a smaller ring needs less"
     )
 }
 
@@ -129,7 +178,7 @@ pub fn register_buffers(err: io::Error, bytes: usize) -> anyhow::Error {
             (bytes as u64).div_ceil(1024) * 2
         );
     }
-    if errno == libc::ENOMEM && in_user_namespace() {
+    if errno == libc::ENOMEM && system::in_user_namespace() {
         // The kernel checks CAP_IPC_LOCK in the initial user namespace only.
         let limit = system::memlock_limit().ok().and_then(|l| l.soft);
         return anyhow::anyhow!(
@@ -147,14 +196,6 @@ pub fn register_buffers(err: io::Error, bytes: usize) -> anyhow::Error {
         system::human_bytes(Some(bytes as u64)),
         system::errno_name(errno)
     )
-}
-
-/// Whether this process runs in a user namespace other than the initial one,
-/// whose uid_map is the identity over all 2^32 ids.
-fn in_user_namespace() -> bool {
-    std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|map| {
-        map.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"]
-    })
 }
 
 /// An `anyhow::Error` for an opcode the running kernel does not know.
@@ -196,6 +237,57 @@ mod tests {
         );
         assert!(msg.contains("Fix:"), "{msg}");
         assert!(!msg.contains('\n'));
+    }
+
+    #[test]
+    fn enosys_names_a_filter_only_where_the_kernel_has_io_uring() {
+        let both = enosys_reason(Some(2), false, "5.14.0");
+        assert!(both.starts_with("either a seccomp filter"), "{both}");
+        assert!(both.contains("built without io_uring"), "{both}");
+        let filter = enosys_reason(Some(2), true, "6.8.0");
+        assert!(
+            filter.contains("answers io_uring calls with ENOSYS"),
+            "{filter}"
+        );
+        assert!(!filter.contains("built without"), "{filter}");
+        let kernel = enosys_reason(Some(0), false, "5.14.0");
+        assert!(
+            kernel.starts_with("this kernel (5.14.0) was built"),
+            "{kernel}"
+        );
+        let sandbox = enosys_reason(Some(0), true, "6.8.0");
+        assert!(sandbox.contains("sandbox"), "{sandbox}");
+        for msg in [both, filter, kernel, sandbox] {
+            assert!(msg.contains("Fix:") && !msg.contains('\n'), "{msg}");
+        }
+    }
+
+    #[test]
+    fn enomem_blames_memlock_only_where_the_kernel_charges_rings_to_it() {
+        for v in [(5, 11), (6, 14), (6, 18)] {
+            let msg = enomem_reason(Some(v), false, Some(0));
+            assert!(
+                msg.contains("charged to RLIMIT_MEMLOCK (0 bytes)"),
+                "{v:?}: {msg}"
+            );
+        }
+        for v in [(5, 12), (6, 1), (6, 13)] {
+            let msg = enomem_reason(Some(v), false, Some(0));
+            assert!(msg.contains("memory cgroup"), "{v:?}: {msg}");
+            assert!(!msg.contains("ulimit"), "{v:?}: {msg}");
+        }
+        let exempt = enomem_reason(Some((6, 18)), true, None);
+        assert!(exempt.contains("exempts this process"), "{exempt}");
+    }
+
+    #[test]
+    fn eacces_points_at_a_security_module() {
+        let msg = explain_setup_failure(&io::Error::from_raw_os_error(libc::EACCES));
+        assert!(
+            msg.starts_with("io_uring_setup failed with EACCES"),
+            "{msg}"
+        );
+        assert!(msg.contains("SELinux") && msg.contains("Fix:"), "{msg}");
     }
 
     #[test]

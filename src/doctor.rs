@@ -5,32 +5,14 @@
 
 use std::fmt::Write as _;
 
-use io_uring::{opcode, register::Probe, IoUring};
+use io_uring::{register::Probe, IoUring};
 
+use uring_book::features::{self, Kind, Presence, ROWS};
 use uring_book::{diagnose, system};
 
-/// The oldest kernel on which every chapter runs: chapter 6's tokio-uring
-/// server with IORING_SETUP_COOP_TASKRUN needs 5.19.
-pub const BOOK_KERNEL: (u32, u32) = (5, 19);
-
-/// Chapters 4 and 5 use tokio-uring, whose README names 5.11 as the oldest
-/// kernel it works on.
-pub const TOKIO_URING_KERNEL: (u32, u32) = (5, 11);
-
-/// The opcodes the chapters use, directly or through tokio-uring, with the
-/// kernel that introduced each.
-pub const OPCODES: &[(&str, u8, &str)] = &[
-    ("Nop", opcode::Nop::CODE, "5.1"),
-    ("Fsync", opcode::Fsync::CODE, "5.1"),
-    ("ReadFixed", opcode::ReadFixed::CODE, "5.1"),
-    ("WriteFixed", opcode::WriteFixed::CODE, "5.1"),
-    ("Accept", opcode::Accept::CODE, "5.5"),
-    ("AsyncCancel", opcode::AsyncCancel::CODE, "5.5"),
-    ("OpenAt", opcode::OpenAt::CODE, "5.6"),
-    ("Close", opcode::Close::CODE, "5.6"),
-    ("Read", opcode::Read::CODE, "5.6"),
-    ("Write", opcode::Write::CODE, "5.6"),
-];
+/// The oldest kernel on which every chapter runs, from the table of
+/// features (`uring_book::features`).
+pub const BOOK_KERNEL: (u32, u32) = features::book_kernel();
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Status {
@@ -87,47 +69,52 @@ pub fn checks() -> Vec<Check> {
         Ok(ring) => {
             out.push(opcodes(ring));
             out.push(registration(ring));
-            out.push(multishot(ring));
         }
         Err(_) => out.push(Check::new("opcodes", Status::Fail, "not probed: no ring")),
     }
     out.push(memlock());
     out.push(nofile());
+    // The chapter checks make rings of their own; this one's memory first
+    // goes back to RLIMIT_MEMLOCK.
+    let have_ring = ring.is_ok();
+    let buffers_fail = out
+        .iter()
+        .any(|c| c.name == "register_buffers" && c.status == Status::Fail);
+    drop(ring);
+    out.extend(chapters(have_ring, buffers_fail));
     out
 }
 
 fn kernel() -> Check {
     let release = system::kernel_release();
+    let book = features::version(BOOK_KERNEL);
     match system::parse_version(&release) {
         Some(v) if v >= BOOK_KERNEL => Check::new("kernel", Status::Ok, release),
-        Some(v) if v >= TOKIO_URING_KERNEL => Check::new(
+        Some(v) if v >= features::chapter_kernel(1) => Check::new(
             "kernel",
             Status::Warn,
-            format!("{release}: chapters 1-5 run; chapter 6 needs 5.19"),
+            format!("{release}: not every chapter runs (see below)"),
         )
-        .fix("for chapter 6's COOP_TASKRUN server, use Linux 5.19 or newer"),
-        Some(v) if v >= (5, 6) => Check::new(
-            "kernel",
-            Status::Warn,
-            format!("{release}: chapters 1-3 run; tokio-uring needs 5.11"),
-        )
-        .fix("for chapters 4-6, use Linux 5.19 or newer"),
+        .fix(format!("for every chapter, use Linux {book} or newer")),
         _ => Check::new(
             "kernel",
             Status::Fail,
             format!("{release}: the book needs 5.6 for IORING_OP_READ/WRITE"),
         )
-        .fix("use Linux 5.19 or newer (a current distribution, or a VM)"),
+        .fix(format!(
+            "use Linux {book} or newer (a current distribution, or a VM)"
+        )),
     }
 }
 
 fn sysctl() -> Check {
     const NAME: &str = "io_uring_disabled";
     match system::io_uring_disabled() {
-        None => Check::new(NAME, Status::Ok, "no such sysctl (kernel before 6.6)"),
+        None => Check::new(NAME, Status::Ok, "no such sysctl: nothing to switch off"),
         Some(0) => Check::new(NAME, Status::Ok, "0: every process may use io_uring"),
         Some(1) => {
-            Check::new(NAME, Status::Warn, "1: only kernel.io_uring_group and root")
+            let who = "1: only CAP_SYS_ADMIN (initial userns) and kernel.io_uring_group";
+            Check::new(NAME, Status::Warn, who)
                 .fix("sudo sysctl kernel.io_uring_disabled=0")
         }
         Some(n) => Check::new(
@@ -174,24 +161,37 @@ fn opcodes(ring: &IoUring) -> Check {
         )
         .fix("probing needs Linux 5.6; use Linux 5.19 or newer");
     }
-    let missing: Vec<String> = OPCODES
+    let opcodes: Vec<_> = ROWS
         .iter()
-        .filter(|(_, code, _)| !probe.is_supported(*code))
-        .map(|(name, _, since)| format!("{name} ({since})"))
+        .filter_map(|row| match row.check {
+            features::Check::Opcode(code) if row.kind == Kind::Opcode => {
+                Some((row, code))
+            }
+            _ => None,
+        })
+        .collect();
+    let missing: Vec<_> = opcodes
+        .iter()
+        .filter(|(_, code)| !probe.is_supported(*code))
+        .map(|(row, _)| *row)
         .collect();
     if missing.is_empty() {
         Check::new(
             "opcodes",
             Status::Ok,
-            format!("all {} the book uses are supported", OPCODES.len()),
+            format!("all {} the book uses are supported", opcodes.len()),
         )
     } else {
         Check::new(
             "opcodes",
             Status::Fail,
-            format!("missing: {}", missing.join(", ")),
+            format!("{} of {} missing", missing.len(), opcodes.len()),
         )
-        .fix("use Linux 5.19 or newer")
+        .fix(format!(
+            "missing: {}. Use Linux {} or newer",
+            features::names(&missing),
+            features::version(BOOK_KERNEL)
+        ))
     }
 }
 // ANCHOR_END: probe
@@ -226,26 +226,88 @@ fn registration(ring: &IoUring) -> Check {
 }
 // ANCHOR_END: registration
 
-/// Chapter 8's server: multishot receive and the rest of its list.
-fn multishot(ring: &IoUring) -> Check {
-    use uring_book::echo::requirements::{first_missing, FLOOR};
-    const NAME: &str = "chapter 8";
-    let mut probe = Probe::new();
-    if ring.submitter().register_probe(&mut probe).is_err() {
-        return Check::new(NAME, Status::Warn, format!("needs Linux {FLOOR}"));
+/// One line per chapter: can this kernel run it? From the table of features.
+fn chapters(have_ring: bool, buffers_fail: bool) -> Vec<Check> {
+    const NAMES: [&str; 8] = [
+        "chapter 1",
+        "chapter 2",
+        "chapter 3",
+        "chapter 4",
+        "chapter 5",
+        "chapter 6",
+        "chapter 7",
+        "chapter 8",
+    ];
+    if !have_ring {
+        return vec![Check::new(
+            "chapters 1-8",
+            Status::Fail,
+            "none can run: io_uring_setup fails (see above)",
+        )];
     }
-    match first_missing(|code| probe.is_supported(code)) {
-        None => Check::new(
-            NAME,
-            Status::Ok,
-            "multishot accept and receive, buffer rings",
-        ),
-        Some(need) => Check::new(
-            NAME,
-            Status::Warn,
-            format!("no {} ({}, Linux {})", need.what, need.name, need.since),
+    let presence: Vec<Presence> = features::check_all();
+    features::CHAPTERS
+        .zip(NAMES)
+        .map(|(c, name)| chapter(c, name, &presence, buffers_fail))
+        .collect()
+}
+
+fn chapter(
+    c: u8,
+    name: &'static str,
+    presence: &[Presence],
+    buffers_fail: bool,
+) -> Check {
+    let s = features::chapter_support(c, presence);
+    let floor = features::version(features::chapter_kernel(c));
+    // The kernel may have registered buffers and still refuse this process
+    // the chapter's 1 MiB of them (RLIMIT_MEMLOCK): the check above says.
+    let registers = ROWS.iter().any(|r| {
+        r.name.contains("IORING_REGISTER_BUFFERS")
+            && r.uses.contains(&features::Use::Needs(c))
+    });
+    if buffers_fail && registers {
+        return Check::new(
+            name,
+            Status::Fail,
+            "cannot run: registering its buffers fails (see above)",
+        );
+    }
+    if !s.missing.is_empty() {
+        return Check::new(
+            name,
+            Status::Fail,
+            format!(
+                "cannot run: {} of {} features missing",
+                s.missing.len(),
+                s.needs
+            ),
         )
-        .fix(format!("chapter 8's server needs Linux {FLOOR} or newer")),
+        .fix(format!(
+            "missing: {}. Fix: use Linux {floor} or newer",
+            features::names(&s.missing)
+        ));
+    }
+    if !s.unknown.is_empty() {
+        return Check::new(
+            name,
+            Status::Warn,
+            format!(
+                "{} of {} features could not be checked",
+                s.unknown.len(),
+                s.needs
+            ),
+        )
+        .fix(format!("unchecked: {}", features::names(&s.unknown)));
+    }
+    let detail = format!("runs: all {} features it needs (Linux {floor}+)", s.needs);
+    if s.optional_missing.is_empty() {
+        Check::new(name, Status::Ok, detail)
+    } else {
+        Check::new(name, Status::Ok, detail).fix(format!(
+            "without the optional {}",
+            features::names(&s.optional_missing)
+        ))
     }
 }
 
@@ -255,10 +317,18 @@ fn memlock() -> Check {
         return Check::new(NAME, Status::Warn, "getrlimit failed");
     };
     let soft = system::human_bytes(limit.soft);
-    let detail = if system::has_cap_ipc_lock() {
-        format!("{soft}; CAP_IPC_LOCK held, so nothing is charged to it")
+    let rings = system::rings_charged_to_memlock(system::kernel_version());
+    let charged = if rings {
+        "rings and buffers"
     } else {
-        format!("{soft}; no CAP_IPC_LOCK, so rings and buffers are charged")
+        "registered buffers"
+    };
+    let detail = if system::exempt_from_memlock() {
+        format!("{soft}; CAP_IPC_LOCK held, so nothing is charged to it")
+    } else if system::has_cap_ipc_lock() {
+        format!("{soft}; {charged} charged (CAP_IPC_LOCK is userns-only)")
+    } else {
+        format!("{soft}; no CAP_IPC_LOCK, so {charged} are charged")
     };
     Check::new(NAME, Status::Ok, detail)
 }

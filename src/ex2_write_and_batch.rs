@@ -14,6 +14,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use anyhow::{anyhow, bail, Context};
 use io_uring::{opcode, types, IoUring};
 use uring_book::diagnose;
+use uring_book::in_flight::{Call, InFlight, Leak};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -54,6 +55,10 @@ pub struct Op {
     pub done: usize,
 }
 
+/// The offset that means "no offset": the file's own position, and besides 0
+/// the only offset a pipe or a socket accepts (io_uring_prep_write(3)).
+pub const STREAM: u64 = u64::MAX;
+
 impl Op {
     pub fn new(offset: u64, buf: Vec<u8>) -> Op {
         Op {
@@ -61,6 +66,17 @@ impl Op {
             buf,
             done: 0,
         }
+    }
+
+    /// An op on a pipe or a socket, which has no offsets.
+    pub fn stream(buf: Vec<u8>) -> Op {
+        Op::new(STREAM, buf)
+    }
+}
+
+impl Leak for Op {
+    fn leak_buffers(&mut self) {
+        self.buf.leak_buffers();
     }
 }
 
@@ -79,127 +95,95 @@ pub struct BatchStats {
     pub full_sq: usize,
     /// Short transfers whose rest was queued again.
     pub short: usize,
-    /// user_data of every CQE, in the order the CQEs arrived.
+    /// The op index of every CQE, in the order the CQEs arrived.
     pub order: Vec<u64>,
+    /// The result (`res`) of every CQE, in the same order.
+    pub results: Vec<i32>,
+    /// Every io_uring_enter call, in order.
+    pub calls: Vec<Call>,
 }
 
 // ANCHOR: sqe
-/// The SQE for the part of `op` not yet done; user_data is the op's index.
-fn sqe_for(dir: Dir, fd: RawFd, op: &mut Op, index: usize) -> io_uring::squeue::Entry {
-    let offset = op.offset + op.done as u64;
+/// The SQE for the part of `op` not yet done.
+fn sqe_for(dir: Dir, fd: RawFd, op: &mut Op) -> io_uring::squeue::Entry {
+    let offset = match op.offset {
+        STREAM => STREAM,
+        start => start + op.done as u64,
+    };
     let rest = &mut op.buf[op.done..];
     let (ptr, len) = (rest.as_mut_ptr(), rest.len() as u32);
-    let entry = match dir {
+    match dir {
         Dir::Read => opcode::Read::new(types::Fd(fd), ptr, len)
             .offset(offset)
             .build(),
         Dir::Write => opcode::Write::new(types::Fd(fd), ptr, len)
             .offset(offset)
             .build(),
-    };
-    entry.user_data(index as u64)
+    }
 }
 // ANCHOR_END: sqe
 
-/// Calls io_uring_enter through the crate: submits every queued SQE and
-/// waits for `want` completions. Counts the call; retries after a signal.
-/// Returns how many SQEs the kernel consumed.
-fn enter(ring: &IoUring, want: usize, stats: &mut BatchStats) -> anyhow::Result<usize> {
-    loop {
-        stats.enters += 1;
-        match ring.submit_and_wait(want) {
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(err) => return Err(err).context("io_uring_enter"),
-            Ok(consumed) => {
-                stats.consumed += consumed;
-                return Ok(consumed);
-            }
-        }
-    }
-}
-
-/// io_uring_enter calls in a row that neither consumed an SQE nor brought a
-/// CQE, after which [`run_batch`] stops waiting for what is in flight.
-pub const STALLS_BEFORE_GIVING_UP: usize = 3;
-
 // ANCHOR: run_batch
 /// Reads or writes every op in `ops` on `fd`, as many per io_uring_enter as
-/// the rings allow, until each op has moved all its bytes. After an error it
-/// queues nothing more and reaps what is in flight before returning it.
+/// the rings allow, until each op has moved all its bytes.
 pub fn run_batch(
     ring: &mut IoUring,
     dir: Dir,
     fd: RawFd,
     ops: &mut [Op],
 ) -> anyhow::Result<BatchStats> {
-    let mut stats = BatchStats {
-        ops: ops.len(),
-        ..Default::default()
-    };
     // More operations in flight than CQ entries could overflow the CQ.
     let cq_room = ring.params().cq_entries() as usize;
+    let mut stats = BatchStats::for_ops(ops.len());
     let mut todo: VecDeque<usize> = (0..ops.len()).collect();
-    // in_flight: pushed and not yet completed (queued in the SQ or with the
-    // kernel). failed: the first error, returned once nothing is in flight.
-    let (mut in_flight, mut failed, mut stalls) = (0, None, 0);
-    while !todo.is_empty() || in_flight > 0 {
-        while in_flight < cq_room && failed.is_none() {
-            let Some(&i) = todo.front() else { break };
-            let sqe = sqe_for(dir, fd, &mut ops[i], i);
-            // SAFETY: ops[i].buf outlives the operation: `ops` is borrowed for
-            // this whole function, which returns only when nothing is in
-            // flight or after leaking the buffers (give_up), and the buffer
-            // is not touched before its CQE.
-            if unsafe { ring.submission().push(&sqe) }.is_ok() {
-                todo.pop_front();
-                stats.sqes += 1;
-                in_flight += 1;
-                continue;
+    let mut flight = InFlight::new(ring, ops)?;
+    while !flight.is_idle() || (flight.ok() && !todo.is_empty()) {
+        while flight.ok() && flight.pending() < cq_room {
+            let Some(i) = todo.pop_front() else { break };
+            let sqe = sqe_for(dir, fd, &mut flight.buffers()[i]);
+            // SAFETY: the buffer is lent to `flight`, which gives it back
+            // only once no operation uses it, or leaks it.
+            if !unsafe { flight.push(sqe, i) } {
+                break;
             }
-            // The SQ is full: submitting hands its SQEs to the kernel, which
-            // frees their slots. If it took none, stop rather than spin.
-            stats.full_sq += 1;
-            match enter(ring, 0, &mut stats) {
-                Ok(0) => failed = Some(anyhow!("io_uring_enter consumed no SQE")),
-                Ok(_) => {}
-                Err(err) => failed = Some(err),
+            stats.sqes += 1;
+        }
+        // Submit what is queued and wait for all of it.
+        flight.wait_for(flight.pending(), |ops, i, res| {
+            stats.order.push(i as u64);
+            stats.results.push(res);
+            if account(dir, i, &mut ops[i], res)? {
+                stats.short += 1; // a short transfer: queue the rest
+                todo.push_back(i);
             }
-        }
-        // Submit what is queued and wait for all of it (a signal may end the
-        // wait early: the loop then waits again).
-        let entered = enter(ring, in_flight, &mut stats);
-        let before = in_flight;
-        for cqe in ring.completion() {
-            in_flight -= 1;
-            // user_data says which op this is: CQEs come in any order.
-            let i = cqe.user_data() as usize;
-            stats.order.push(cqe.user_data());
-            match account(dir, i, &mut ops[i], cqe.result()) {
-                Ok(true) => {
-                    stats.short += 1; // a short transfer: queue the rest
-                    todo.push_back(i);
-                }
-                Ok(false) => {}
-                Err(err) => failed = failed.or(Some(err)),
-            }
-        }
-        match entered {
-            Ok(consumed) if consumed > 0 || in_flight < before => stalls = 0,
-            Ok(_) => stalls += 1,
-            Err(err) => (failed, stalls) = (failed.or(Some(err)), stalls + 1),
-        }
-        if failed.is_some() {
-            todo.clear(); // queue nothing more, but reap what is in flight
-        }
-        if stalls == STALLS_BEFORE_GIVING_UP && in_flight > 0 {
-            return Err(give_up(ops, in_flight, failed));
-        }
+            Ok(())
+        });
     }
-    failed.map_or(Ok(stats), Err)
+    Ok(BatchStats::from_calls(stats, flight.finish()?))
 }
 // ANCHOR_END: run_batch
 
-// ANCHOR: helpers
+impl BatchStats {
+    fn for_ops(ops: usize) -> BatchStats {
+        BatchStats {
+            ops,
+            ..Default::default()
+        }
+    }
+
+    /// `stats` with the counts of io_uring_enter `calls` filled in.
+    fn from_calls(stats: BatchStats, calls: Vec<Call>) -> BatchStats {
+        BatchStats {
+            enters: calls.len(),
+            consumed: calls.iter().map(|c| c.consumed).sum(),
+            full_sq: calls.iter().filter(|c| c.full_sq).count(),
+            calls,
+            ..stats
+        }
+    }
+}
+
+// ANCHOR: account
 /// What a CQE's result means for `op`: Ok(true) if bytes remain to move,
 /// Ok(false) if it is done, an error if it failed or moved nothing.
 fn account(dir: Dir, i: usize, op: &mut Op, res: i32) -> anyhow::Result<bool> {
@@ -214,37 +198,19 @@ fn account(dir: Dir, i: usize, op: &mut Op, res: i32) -> anyhow::Result<bool> {
     op.done += res as usize;
     Ok(op.done < op.buf.len())
 }
+// ANCHOR_END: account
 
-/// The ring keeps failing, so we cannot learn when the kernel is done with
-/// the buffers, and freeing one it still uses lets it write into freed
-/// memory. Leaking them all is sound and keeps the process alive to report
-/// the error in one line, which abort() would not. SQEs may still be queued
-/// in the SQ: should the ring ever be entered again, they run on memory that
-/// is still there, but on a descriptor the caller may have closed since.
-fn give_up(
-    ops: &mut [Op],
-    in_flight: usize,
-    failed: Option<anyhow::Error>,
-) -> anyhow::Error {
-    for op in ops.iter_mut() {
-        std::mem::forget(std::mem::take(&mut op.buf));
-    }
-    let err = failed.unwrap_or_else(|| anyhow!("io_uring_enter makes no progress"));
-    err.context(format!(
-        "gave up on {in_flight} operations in flight, leaking their buffers"
-    ))
+/// `size` bytes of `block {i:04} ` over and over: block `i`'s own content.
+fn block(i: usize, size: usize) -> Vec<u8> {
+    let text = format!("block {i:04} ");
+    text.bytes().cycle().take(size).collect()
 }
-// ANCHOR_END: helpers
 
 /// `count` blocks of `size` bytes, each filled with its own number, so a
 /// block read back from the wrong offset cannot pass for the right one.
 pub fn blocks(count: usize, size: usize) -> Vec<Op> {
     (0..count)
-        .map(|i| {
-            let text = format!("block {i:04} ");
-            let buf = text.bytes().cycle().take(size).collect();
-            Op::new((i * size) as u64, buf)
-        })
+        .map(|i| Op::new((i * size) as u64, block(i, size)))
         .collect()
 }
 
@@ -257,71 +223,45 @@ pub fn read_buffers(written: &[Op]) -> Vec<Op> {
 }
 
 // ANCHOR: out_of_order
-/// Submits a read of an empty pipe (user_data 0) and then `n` reads of
-/// `file` (user_data 1..=n) in one io_uring_enter. The file reads complete;
-/// the pipe read waits for data, which arrives only after they did. Returns
-/// the user_data of each CQE in arrival order.
+/// Submits a read of an empty pipe (op 0) and then `n` reads of `file`
+/// (ops 1..=n) in one io_uring_enter. The file reads complete; the pipe read
+/// waits for data, which arrives only after they did. Returns the op of each
+/// CQE in arrival order.
 pub fn out_of_order(
     ring: &mut IoUring,
     file: &File,
     n: usize,
 ) -> anyhow::Result<Vec<u64>> {
-    // Checked before the first push: an SQE left queued in the SQ on an early
-    // return would be submitted by the next io_uring_enter, buffer long gone.
-    let sq = ring.submission();
-    if sq.capacity() - sq.len() < n + 1 {
-        bail!("the SQ has no room for {} SQEs", n + 1);
-    }
-    drop(sq);
-    let (pipe_rx, mut pipe_tx) = pipe()?;
-    let mut bufs = vec![[0u8; 16]; n + 1];
-    for (i, buf) in bufs.iter_mut().enumerate() {
+    let (pipe_rx, pipe_tx) = pipe()?;
+    let mut bufs = vec![vec![0u8; 16]; n + 1];
+    let mut flight = InFlight::new(ring, &mut bufs[..])?;
+    for i in 0..=n {
         let fd = if i == 0 { &pipe_rx } else { file }.as_raw_fd();
-        let read = opcode::Read::new(types::Fd(fd), buf.as_mut_ptr(), buf.len() as u32)
-            .build()
-            .user_data(i as u64);
-        // SAFETY: `bufs` lives until every CQE is reaped, or is leaked below.
-        // The kernel holds its own reference to each file once it has the SQE.
-        unsafe { ring.submission().push(&read) }.expect("room checked above");
-    }
-    let mut order = Vec::new();
-    // Wait for n CQEs: the n file reads. The pipe read cannot complete yet.
-    let result = reap_until(ring, &mut order, n).and_then(|()| {
-        pipe_tx.write_all(b"now")?;
-        reap_until(ring, &mut order, n + 1)
-    });
-    if result.is_err() {
-        // The pipe read may be pending: closing the write end completes it
-        // (0 bytes, end of file). If even that cannot be reaped, leak the
-        // buffers rather than free memory the kernel may write into.
-        drop(pipe_tx);
-        if reap_until(ring, &mut order, n + 1).is_err() {
-            std::mem::forget(bufs);
+        let buf = &mut flight.buffers()[i];
+        let read = opcode::Read::new(types::Fd(fd), buf.as_mut_ptr(), 16).build();
+        // SAFETY: `flight` holds the buffers until every read is reaped, or
+        // leaks them; the kernel holds its own reference to each file.
+        if !unsafe { flight.push(read, i) } {
+            break;
         }
     }
-    result.map(|()| order)
-}
-
-/// Reaps CQEs until `order` holds the user_data of `total`; an error only
-/// after io_uring_enter failed STALLS_BEFORE_GIVING_UP times in a row.
-fn reap_until(
-    ring: &mut IoUring,
-    order: &mut Vec<u64>,
-    total: usize,
-) -> anyhow::Result<()> {
-    let mut stalls = 0;
-    while order.len() < total {
-        match ring.submit_and_wait(total - order.len()) {
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) if stalls + 1 == STALLS_BEFORE_GIVING_UP => {
-                return Err(err).context("io_uring_enter");
+    let (mut order, mut pipe_tx) = (Vec::new(), Some(pipe_tx));
+    while !flight.is_idle() {
+        // Once the file reads are in, or after an error, write to the pipe
+        // (or close it: end of file), so that the pipe read completes too.
+        if order.len() == n || !flight.ok() {
+            if let Some(mut tx) = pipe_tx.take().filter(|_| flight.ok()) {
+                tx.write_all(b"now")
+                    .unwrap_or_else(|e| flight.fail(e.into()));
             }
-            Err(_) => stalls += 1,
-            Ok(_) => stalls = 0,
         }
-        order.extend(ring.completion().map(|cqe| cqe.user_data()));
+        flight.wait_for(1, |_, i, _| {
+            order.push(i as u64);
+            Ok(())
+        });
     }
-    Ok(())
+    flight.finish()?;
+    Ok(order)
 }
 // ANCHOR_END: out_of_order
 
@@ -361,8 +301,8 @@ pub fn short_writes(
         let mut got = Vec::new();
         pipe_rx.read_to_end(&mut got).map(|_| got)
     });
-    // One op at offset 0: a pipe has no offsets, the kernel ignores them.
-    let mut ops = blocks(1, total);
+    // One op, and no offset: a pipe has none.
+    let mut ops = vec![Op::stream(block(0, total))];
     let stats = run_batch(ring, Dir::Write, pipe_tx.as_raw_fd(), &mut ops)?;
     drop(pipe_tx); // end of file for the reader
     let got = reader
@@ -384,7 +324,74 @@ fn show(what: &str, s: &BatchStats) {
         "  io_uring_enter x{}, consuming {} SQEs ({} of the calls on a full SQ)",
         s.enters, s.consumed, s.full_sq
     );
-    println!("  CQEs by user_data, in arrival order: {}", order.join(" "));
+    println!("  CQEs by op, in arrival order: {}", order.join(" "));
+}
+
+/// The io_uring_enter calls one by one: what each consumed and waited for.
+fn show_calls(s: &BatchStats) {
+    for (n, call) in s.calls.iter().enumerate() {
+        let why = if call.full_sq {
+            " (the SQ was full)"
+        } else {
+            ""
+        };
+        println!(
+            "    call {}: consumed {} SQEs, waited for {} CQEs{why}",
+            n + 1,
+            call.consumed,
+            call.waited_for
+        );
+    }
+}
+
+/// Repeated values once with a count: `4096 x15, 2048`.
+fn runs(values: &[i32]) -> String {
+    let mut out: Vec<(i32, usize)> = Vec::new();
+    for &v in values {
+        match out.last_mut() {
+            Some((last, n)) if *last == v => *n += 1,
+            _ => out.push((v, 1)),
+        }
+    }
+    let shown: Vec<String> = out
+        .iter()
+        .map(|&(v, n)| {
+            if n == 1 {
+                v.to_string()
+            } else {
+                format!("{v} x{n}")
+            }
+        })
+        .collect();
+    shown.join(", ")
+}
+
+/// The name of the filesystem `file` is on, as statfs(2) tells it.
+pub fn filesystem(file: &File) -> String {
+    // SAFETY: statfs is plain data that fstatfs fills or leaves alone.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstatfs(file.as_raw_fd(), &mut fs) } != 0 {
+        return "an unknown filesystem".into();
+    }
+    match fs.f_type as u64 {
+        0xEF53 => "ext4".into(),
+        0x5846_5342 => "xfs".into(),
+        0x9123_683E => "btrfs".into(),
+        0x0102_1994 => "tmpfs".into(),
+        0x794C_7630 => "overlayfs".into(),
+        other => format!("a filesystem of type {other:#x}"),
+    }
+}
+
+/// Kernel worker threads (io-wq) of this process: the threads named iou-wrk-*.
+pub fn io_wq_workers() -> usize {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with("iou-wrk"))
+        .count()
 }
 
 /// Checks that every op's buffer equals the one it should have read back.
@@ -438,6 +445,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     show("writes", &w);
     show("reads", &r);
     println!("  every block read back equals the block written at its offset");
+    println!(
+        "  the file is on {}; io-wq worker threads (iou-wrk-*) now: {}",
+        filesystem(&file),
+        io_wq_workers()
+    );
 
     println!("\n== 3. Completions in any order");
     let k = (n - 1).clamp(1, 4);
@@ -447,20 +459,28 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     println!("completed: {}", order.join(" "));
 
     let small = args.small_ring;
-    println!("\n== 4. A full SQ: {n} writes through a ring of {small} SQ entries");
     let mut small_ring = IoUring::new(small).map_err(diagnose::setup)?;
+    let (sq, cq) = (
+        small_ring.params().sq_entries(),
+        small_ring.params().cq_entries(),
+    );
+    println!(
+        "\n== 4. A full SQ: {n} writes through a ring of {sq} SQ and {cq} CQ entries"
+    );
     let mut written = blocks(n, size);
     let w = run_batch(&mut small_ring, Dir::Write, fd, &mut written)?;
     let mut read = read_buffers(&written);
     let r = run_batch(&mut small_ring, Dir::Read, fd, &mut read)?;
     verify(&read, &written)?;
     show("writes", &w);
+    show_calls(&w);
     show("reads", &r);
 
     let (total, capacity) = (64 * 1024, 4096);
     println!("\n== 5. Short writes: {total} bytes into a pipe that holds {capacity}");
     let (s, sent, got) = short_writes(&mut ring, total, capacity)?;
     show("write", &s);
+    println!("  bytes moved by each CQE: {}", runs(&s.results));
     if got != sent {
         bail!(
             "the pipe's reader got {} bytes, not the {} written",

@@ -6,12 +6,12 @@
 //! times plain Read against ReadFixed, with and without the registered file.
 
 use std::fs::File;
-use std::io;
-use std::os::unix::io::AsRawFd;
+use std::os::unix::io::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
-use io_uring::{opcode, squeue, types, IoUring};
+use io_uring::{opcode, squeue, squeue::Entry, types, IoUring};
+use uring_book::in_flight::InFlight;
 use uring_book::{diagnose, system};
 
 #[derive(clap::Args)]
@@ -105,15 +105,17 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     // ANCHOR_END: register_files
     let s = if count == 1 { "" } else { "s" };
     println!(
-        "registered {count} buffer{s} of {} ({} pinned) and 1 file\n\
-         RLIMIT_MEMLOCK {}, CAP_IPC_LOCK {}",
+        "registered {count} buffer{s} of {} ({} spanning {} pages of {}) and 1 file\n\
+         RLIMIT_MEMLOCK {}, exempt from it (CAP_IPC_LOCK): {}",
         system::human_bytes(Some(size as u64)),
         system::human_bytes(Some((count * size) as u64)),
+        pages_spanned(&bufs),
+        system::human_bytes(Some(page_size() as u64)),
         system::human_bytes(system::memlock_limit().ok().and_then(|l| l.soft)),
-        if system::has_cap_ipc_lock() {
-            "held"
+        if system::exempt_from_memlock() {
+            "yes"
         } else {
-            "not held"
+            "no"
         },
     );
 
@@ -163,6 +165,26 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The size of a base page, the unit RLIMIT_MEMLOCK is charged in.
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
+}
+
+/// The base pages the buffers touch: a buffer that does not start on a page
+/// boundary spans one more page than its size. (A transparent huge page under
+/// a buffer is charged whole, which no address can show.)
+pub fn pages_spanned(bufs: &[Vec<u8>]) -> usize {
+    let page = page_size();
+    bufs.iter()
+        .filter(|buf| !buf.is_empty())
+        .map(|buf| {
+            let start = buf.as_ptr() as usize;
+            (start + buf.len()).div_ceil(page) - start / page
+        })
+        .sum()
+}
+
 /// Which way the bytes go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dir {
@@ -187,117 +209,48 @@ fn fixed_sqe(dir: Dir, index: u16, buf: *mut u8, len: u32, offset: u64) -> squeu
 }
 // ANCHOR_END: fixed_sqe
 
+// ANCHOR: write_read_fixed
 /// Writes (or reads) registered buffer i at offset i * size of registered
-/// file 0, all in one batch; short transfers are continued. Returns the
-/// number of SQEs it took. After an error it reaps what is in flight before
-/// returning it.
+/// file 0, continuing short transfers. Returns the number of SQEs it took.
 pub fn write_read_fixed(
     ring: &mut IoUring,
     bufs: &mut [Vec<u8>],
     dir: Dir,
 ) -> anyhow::Result<usize> {
-    // Checked before the first push: an SQE left queued on an early return
-    // would be submitted by the next io_uring_enter, buffer or not.
-    if bufs.len() > ring.params().sq_entries() as usize {
-        bail!("more buffers ({}) than SQ entries", bufs.len());
-    }
-    let mut done = vec![0usize; bufs.len()];
+    let size = bufs.first().map_or(0, Vec::len);
+    let (mut done, mut sqes) = (vec![0usize; bufs.len()], 0);
     let mut todo: Vec<usize> = (0..bufs.len()).collect();
-    let (mut sqes, mut in_flight, mut failed, mut stalls) = (0, 0, None, 0);
-    let size = bufs[0].len();
-    while !todo.is_empty() || in_flight > 0 {
-        for i in todo.drain(..) {
-            let offset = (i * size + done[i]) as u64;
-            let buf = &mut bufs[i][done[i]..];
-            let sqe =
-                fixed_sqe(dir, i as u16, buf.as_mut_ptr(), buf.len() as u32, offset);
-            // SAFETY: bufs[i] is registered and outlives the ring; it is not
-            // touched until its CQE is reaped, and this function returns only
-            // when nothing is in flight or after leaking the buffers.
-            if unsafe { ring.submission().push(&sqe) }.is_err() {
-                failed.get_or_insert(anyhow!("SQ full"));
+    let mut flight = InFlight::new(ring, bufs)?;
+    while !flight.is_idle() || (flight.ok() && !todo.is_empty()) {
+        while let Some(i) = todo.pop().filter(|_| flight.ok()) {
+            let rest = &mut flight.buffers()[i][done[i]..];
+            let (ptr, len) = (rest.as_mut_ptr(), rest.len() as u32);
+            let sqe = fixed_sqe(dir, i as u16, ptr, len, (i * size + done[i]) as u64);
+            // SAFETY: registered buffer i is lent to `flight` until its CQE.
+            if !unsafe { flight.push(sqe, i) } {
                 break;
             }
             sqes += 1;
-            in_flight += 1;
         }
-        let entered = wait(ring, in_flight);
-        let before = in_flight;
-        for cqe in ring.completion() {
-            in_flight -= 1;
-            let i = cqe.user_data() as usize;
-            match cqe.result() {
-                res if res <= 0 => {
-                    let why = if res == 0 {
-                        "0 bytes".into()
-                    } else {
-                        diagnose::errno_text(&diagnose::cqe_error(res))
-                    };
-                    failed.get_or_insert(anyhow!("{dir:?}Fixed of buffer {i}: {why}"));
-                }
-                n => {
-                    done[i] += n as usize;
-                    if done[i] < bufs[i].len() {
-                        todo.push(i); // short: continue with the rest
-                    }
-                }
+        flight.wait_for(flight.pending(), |bufs, i, res| {
+            if res <= 0 {
+                let why = match res {
+                    0 => "moved 0 bytes".into(),
+                    _ => diagnose::errno_text(&diagnose::cqe_error(res)),
+                };
+                bail!("{dir:?}Fixed of buffer {i}: {why}");
             }
-        }
-        stalls = progress(entered, in_flight < before, &mut failed, stalls);
-        if failed.is_some() {
-            todo.clear(); // reap what is in flight, then give up
-        }
-        if stalls == STALLS_BEFORE_GIVING_UP && in_flight > 0 {
-            bufs.iter_mut().for_each(leak);
-            return Err(failed.unwrap_or_else(|| anyhow!("no progress")))
-                .context(format!("{in_flight} operations in flight: buffers leaked"));
-        }
+            done[i] += res as usize;
+            if done[i] < bufs[i].len() {
+                todo.push(i); // short: continue with the rest
+            }
+            Ok(())
+        });
     }
-    match failed {
-        Some(err) => Err(err),
-        None => Ok(sqes),
-    }
+    flight.finish()?;
+    Ok(sqes)
 }
-
-/// io_uring_enter calls in a row that neither consumed an SQE nor brought a
-/// CQE, after which a loop stops waiting for what is in flight.
-const STALLS_BEFORE_GIVING_UP: usize = 3;
-
-/// submit_and_wait, again after a signal interrupts the wait. Returns how
-/// many SQEs the kernel consumed.
-fn wait(ring: &IoUring, want: usize) -> anyhow::Result<usize> {
-    loop {
-        match ring.submit_and_wait(want) {
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other.context("io_uring_enter"),
-        }
-    }
-}
-
-/// The new count of io_uring_enter calls in a row without progress, after
-/// `entered`; keeps its error in `failed` unless there was one already.
-fn progress(
-    entered: anyhow::Result<usize>,
-    reaped: bool,
-    failed: &mut Option<anyhow::Error>,
-    stalls: usize,
-) -> usize {
-    match entered {
-        Ok(consumed) if consumed > 0 || reaped => 0,
-        Ok(_) => stalls + 1,
-        Err(err) => {
-            failed.get_or_insert(err);
-            stalls + 1
-        }
-    }
-}
-
-/// Gives up on a buffer the kernel may still write into: it is never freed.
-/// That is sound and lets the process report its error in one line, which
-/// abort() would not.
-fn leak(buf: &mut Vec<u8>) {
-    std::mem::forget(std::mem::take(buf));
-}
+// ANCHOR_END: write_read_fixed
 
 fn describe(variant: Variant) -> &'static str {
     match variant {
@@ -307,6 +260,26 @@ fn describe(variant: Variant) -> &'static str {
         Variant::ReadFixedBoth => "ReadFixed + types::Fixed (both)",
     }
 }
+
+// ANCHOR: read_sqe
+/// A read of `len` bytes at `offset` into `ptr`, naming the file and the
+/// buffer the way `variant` says: file 0 and buffer 0 when registered.
+fn read_sqe(variant: Variant, fd: RawFd, ptr: *mut u8, len: u32, offset: u64) -> Entry {
+    let (fd, fixed) = (types::Fd(fd), types::Fixed(0));
+    match variant {
+        Variant::Read => opcode::Read::new(fd, ptr, len).offset(offset).build(),
+        Variant::ReadFixedFile => {
+            opcode::Read::new(fixed, ptr, len).offset(offset).build()
+        }
+        Variant::ReadFixed => opcode::ReadFixed::new(fd, ptr, len, 0)
+            .offset(offset)
+            .build(),
+        Variant::ReadFixedBoth => opcode::ReadFixed::new(fixed, ptr, len, 0)
+            .offset(offset)
+            .build(),
+    }
+}
+// ANCHOR_END: read_sqe
 
 // ANCHOR: measure
 /// Times `ops` reads of MEASURE_READ bytes from `file` (registered as file 0)
@@ -319,64 +292,31 @@ pub fn measure(
     variant: Variant,
     ops: usize,
 ) -> anyhow::Result<Duration> {
+    anyhow::ensure!(!buf.is_empty(), "no buffer to read into (leaked?)");
     let len = MEASURE_READ.min(buf.len());
     // The offsets cycle through the first `buf.len()` bytes of the file.
     let slots = buf.len() / len;
-    let (fd, fixed, ptr) = (
-        types::Fd(file.as_raw_fd()),
-        types::Fixed(0),
-        buf.as_mut_ptr(),
-    );
     let most = BATCH.min(ring.params().sq_entries() as usize);
-    let (mut issued, mut reaped, mut failed, mut stalls) = (0, 0, None, 0);
-    let start = Instant::now();
-    // After an error, issue nothing more but reap every read in flight.
-    while reaped < issued || (issued < ops && failed.is_none()) {
+    let (fd, mut issued, start) = (file.as_raw_fd(), 0, Instant::now());
+    let mut flight = InFlight::new(ring, buf)?;
+    while !flight.is_idle() || (flight.ok() && issued < ops) {
         // Queue until `most` reads are in flight, then submit and wait for all.
-        while issued < ops && issued - reaped < most && failed.is_none() {
-            let (off, l) = ((issued % slots * len) as u64, len as u32);
-            let sqe = match variant {
-                Variant::Read => opcode::Read::new(fd, ptr, l).offset(off).build(),
-                Variant::ReadFixedFile => {
-                    opcode::Read::new(fixed, ptr, l).offset(off).build()
-                }
-                Variant::ReadFixed => {
-                    opcode::ReadFixed::new(fd, ptr, l, 0).offset(off).build()
-                }
-                Variant::ReadFixedBoth => {
-                    opcode::ReadFixed::new(fixed, ptr, l, 0).offset(off).build()
-                }
-            };
-            // SAFETY: `buf` (registered buffer 0) and `file` outlive every
-            // read: all are reaped before this function returns, or `buf` is
-            // leaked. The reads all land in the same buffer: only their
-            // timing matters here.
-            if unsafe { ring.submission().push(&sqe) }.is_err() {
-                failed = Some(anyhow!("SQ full"));
+        while flight.ok() && issued < ops && flight.pending() < most {
+            let (ptr, offset) = (flight.buffers().as_mut_ptr(), issued % slots * len);
+            let sqe = read_sqe(variant, fd, ptr, len as u32, offset as u64);
+            // SAFETY: every read lands in `buf`, lent to `flight` until all
+            // are reaped; they overwrite each other: only the time counts.
+            if !unsafe { flight.push(sqe, issued) } {
                 break;
             }
             issued += 1;
         }
-        let entered = wait(ring, issued - reaped);
-        let before = reaped;
-        for cqe in ring.completion() {
-            reaped += 1;
-            if cqe.result() != len as i32 {
-                let res = cqe.result();
-                failed.get_or_insert(anyhow!("{variant:?} returned {res}, not {len}"));
-            }
-        }
-        stalls = progress(entered, reaped > before, &mut failed, stalls);
-        if stalls == STALLS_BEFORE_GIVING_UP && reaped < issued {
-            leak(buf);
-            return Err(failed.unwrap_or_else(|| anyhow!("no progress"))).context(
-                format!("{} reads in flight: buffer leaked", issued - reaped),
-            );
-        }
+        flight.wait_for(flight.pending(), |_, _, res| match res == len as i32 {
+            true => Ok(()),
+            false => Err(anyhow!("{variant:?} returned {res}, not {len}")),
+        });
     }
-    match failed {
-        Some(err) => Err(err),
-        None => Ok(start.elapsed()),
-    }
+    flight.finish()?;
+    Ok(start.elapsed())
 }
 // ANCHOR_END: measure

@@ -99,6 +99,18 @@ fn usage_error(err: clap::Error) -> ExitCode {
         _ => {}
     }
     let line = match err.kind() {
+        ErrorKind::InvalidSubcommand if sub_exercise().is_some() => {
+            // `uring-book 7 frob`: a command of an exercise that has some.
+            let (number, commands) = sub_exercise().unwrap_or_default();
+            let what = err
+                .get(clap::error::ContextKind::InvalidSubcommand)
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            format!(
+                "exercise {number} has no command '{what}' (commands: {}); see {number} --help",
+                commands.join(", ")
+            )
+        }
         ErrorKind::InvalidSubcommand => {
             let known: Vec<&str> =
                 exercises::EXERCISES.iter().map(|e| e.number).collect();
@@ -116,6 +128,17 @@ fn usage_error(err: clap::Error) -> ExitCode {
                 }
             )
         }
+        ErrorKind::MissingRequiredArgument => {
+            // clap names the missing arguments on the lines after the first.
+            let text = err.render().to_string();
+            let missing: Vec<&str> = text
+                .lines()
+                .skip(1)
+                .map(str::trim)
+                .take_while(|l| !l.is_empty())
+                .collect();
+            format!("missing {}; see --help", missing.join(" "))
+        }
         _ => {
             let text = err.render().to_string();
             let first = text.lines().next().unwrap_or("bad arguments");
@@ -124,4 +147,16 @@ fn usage_error(err: clap::Error) -> ExitCode {
     };
     eprintln!("error: {line}");
     ExitCode::from(2)
+}
+
+/// The exercise named on the command line and its commands, if it has any.
+fn sub_exercise() -> Option<(&'static str, Vec<String>)> {
+    let number = std::env::args().nth(1)?;
+    let exercise = exercises::find(&number)?;
+    let commands: Vec<String> = exercise
+        .command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    (!commands.is_empty()).then_some((exercise.number, commands))
 }

@@ -35,9 +35,10 @@ pub fn kernel_version() -> Option<(u32, u32)> {
 }
 
 // ANCHOR: io_uring_disabled
-/// `/proc/sys/kernel/io_uring_disabled` (kernel 6.6+): 0 allows every
-/// process, 1 only members of `kernel.io_uring_group` and CAP_SYS_ADMIN, 2 no one.
-/// `None` when the file does not exist (an older kernel: nothing to disable).
+/// `/proc/sys/kernel/io_uring_disabled`: 0 allows every process, 1 only
+/// CAP_SYS_ADMIN and members of `kernel.io_uring_group`, 2 no one. Upstream
+/// since 6.6, backported by some distributions (RHEL 9.3's 5.14), so the file
+/// is read whatever the version. `None`: this kernel has no such switch.
 pub fn io_uring_disabled() -> Option<u32> {
     fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
         .ok()
@@ -69,7 +70,8 @@ pub fn seccomp_mode() -> Option<u32> {
 }
 // ANCHOR_END: seccomp_mode
 
-/// Whether the effective capability set holds capability number `cap`.
+/// Whether the effective capability set holds capability number `cap`, in
+/// this process's own user namespace.
 pub fn has_capability(cap: u32) -> bool {
     status_field("CapEff")
         .and_then(|hex| u64::from_str_radix(&hex, 16).ok())
@@ -80,23 +82,56 @@ pub fn has_capability(cap: u32) -> bool {
 const CAP_IPC_LOCK: u32 = 14;
 const CAP_SYS_ADMIN: u32 = 21;
 
-/// CAP_IPC_LOCK exempts a process from RLIMIT_MEMLOCK accounting.
+/// Whether this process runs in a user namespace other than the initial one,
+/// whose uid_map is the identity over all 2^32 ids.
+pub fn in_user_namespace() -> bool {
+    fs::read_to_string("/proc/self/uid_map").is_ok_and(|map| {
+        map.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"]
+    })
+}
+
+/// Whether the kernel's `capable(cap)`, which asks about the initial user
+/// namespace, says yes. A capability held only inside a user namespace (root
+/// in a rootless container) does not count there.
+pub fn capable(cap: u32) -> bool {
+    has_capability(cap) && !in_user_namespace()
+}
+
+/// CAP_IPC_LOCK in this process's namespace (see [`capable`] for the kernel's view).
 pub fn has_cap_ipc_lock() -> bool {
     has_capability(CAP_IPC_LOCK)
 }
 
-/// CAP_SYS_ADMIN lets a process use io_uring when `io_uring_disabled` is 1.
-pub fn has_cap_sys_admin() -> bool {
-    has_capability(CAP_SYS_ADMIN)
+/// Whether the kernel exempts rings this process creates from RLIMIT_MEMLOCK:
+/// it checks CAP_IPC_LOCK in the initial user namespace at io_uring_setup.
+pub fn exempt_from_memlock() -> bool {
+    capable(CAP_IPC_LOCK)
 }
 
-/// Whether this process is in group `gid` (as primary or supplementary group).
-pub fn in_group(gid: u32) -> bool {
+/// Whether io_uring_setup passes the `io_uring_disabled = 1` check through
+/// CAP_SYS_ADMIN, which the kernel also looks for in the initial namespace.
+pub fn capable_sys_admin() -> bool {
+    capable(CAP_SYS_ADMIN)
+}
+
+/// Whether this process is in group `kgid`, a group id as the initial user
+/// namespace numbers it (as `kernel.io_uring_group` does). Like the kernel's
+/// `in_group_p`, it checks the filesystem gid and the supplementary groups.
+pub fn in_group(kgid: u32) -> bool {
+    let map = fs::read_to_string("/proc/self/gid_map").unwrap_or_default();
+    let Some(gid) = id_in_namespace(&map, kgid) else {
+        return false; // the group has no name in this namespace
+    };
+    let fsgid = status_field("Gid").and_then(|ids| {
+        ids.split_whitespace()
+            .nth(3)
+            .and_then(|g| g.parse::<u32>().ok())
+    });
+    if fsgid == Some(gid) {
+        return true;
+    }
     // SAFETY: getgroups with a buffer of the size it reported.
     unsafe {
-        if libc::getegid() == gid {
-            return true;
-        }
         let n = libc::getgroups(0, std::ptr::null_mut());
         if n <= 0 {
             return false;
@@ -105,6 +140,26 @@ pub fn in_group(gid: u32) -> bool {
         let n = libc::getgroups(n, groups.as_mut_ptr());
         n > 0 && groups[..n as usize].contains(&gid)
     }
+}
+
+/// The id that `outer` (an id of the initial namespace) has inside this
+/// namespace, by a `uid_map`/`gid_map` text: lines of `inside outside count`.
+pub fn id_in_namespace(map: &str, outer: u32) -> Option<u32> {
+    map.lines().find_map(|line| {
+        let mut nums = line.split_whitespace().map(|n| n.parse::<u64>().ok());
+        let (inside, outside, count) = (nums.next()??, nums.next()??, nums.next()??);
+        let outer = u64::from(outer);
+        (outside..outside + count)
+            .contains(&outer)
+            .then(|| (inside + outer - outside) as u32)
+    })
+}
+
+/// Whether a kernel of `version` charges the rings themselves to
+/// RLIMIT_MEMLOCK: 5.1 to 5.11 did, 5.12 to 6.13 charge them to the memory
+/// cgroup instead, and 6.14 charges them to RLIMIT_MEMLOCK again.
+pub fn rings_charged_to_memlock(version: Option<(u32, u32)>) -> bool {
+    version.is_none_or(|v| !((5, 12)..(6, 14)).contains(&v))
 }
 
 /// A resource limit as (soft, hard); `None` stands for RLIM_INFINITY.
@@ -236,6 +291,18 @@ mod tests {
         assert_eq!(human_bytes(Some(8 << 20)), "8 MiB");
         assert_eq!(human_bytes(Some(1000)), "1000 bytes");
         assert_eq!(human_bytes(None), "unlimited");
+    }
+
+    #[test]
+    fn group_ids_map_into_a_user_namespace() {
+        let identity = "         0          0 4294967295\n";
+        assert_eq!(id_in_namespace(identity, 1000), Some(1000));
+        // A rootless container: its 0 is the host's 100000, 65536 ids long.
+        let rootless = "0 1000 1\n1 100000 65536\n";
+        assert_eq!(id_in_namespace(rootless, 1000), Some(0));
+        assert_eq!(id_in_namespace(rootless, 100_005), Some(6));
+        assert_eq!(id_in_namespace(rootless, 27), None);
+        assert_eq!(id_in_namespace("", 27), None);
     }
 
     #[test]

@@ -65,7 +65,7 @@ fn the_exercise_round_trips_and_measures() {
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("registered 16 buffers of 64 KiB (1 MiB pinned) and 1 file"),
+        text.contains("registered 16 buffers of 64 KiB (1 MiB spanning "),
         "{text}"
     );
     assert!(
@@ -152,4 +152,19 @@ fn a_failing_measurement_reaps_every_read_before_returning() {
     ring.submit_and_wait(1).unwrap();
     let left: Vec<u64> = ring.completion().map(|c| c.user_data()).collect();
     assert_eq!(left, [99]);
+}
+
+#[test]
+fn a_measurement_without_a_buffer_is_an_error_not_a_panic() {
+    // After a give-up the buffer is leaked and its Vec left empty.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data");
+    std::fs::write(&path, vec![7u8; 4096]).unwrap();
+    let file = File::open(&path).unwrap();
+    let mut ring = IoUring::new(8).unwrap();
+    let err = measure(&mut ring, &file, &mut Vec::new(), Variant::Read, 10).unwrap_err();
+    assert!(
+        err.to_string().contains("no buffer to read into"),
+        "{err:#}"
+    );
 }
