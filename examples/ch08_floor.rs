@@ -1,13 +1,18 @@
 //! What exercise 8 says on a kernel without multishot receive: its startup
-//! check, handed the opcodes that a Linux 5.19 kernel's probe reports.
-use io_uring::opcode;
-use uring_book::echo::requirements::{first_missing, missing_message};
+//! check, handed what a Linux 5.19 kernel answers for each row of the table
+//! of features (the versions in the table decide).
+use uring_book::echo::requirements::{
+    missing_message, newest, presence_of_release, CHAPTER,
+};
+use uring_book::features;
 
 fn main() {
-    // 5.19 knows every opcode up to IORING_OP_URING_CMD; IORING_OP_SEND_ZC,
-    // and multishot receive with it, came in 6.0.
-    let probe_5_19 = |code: u8| code <= opcode::UringCmd16::CODE;
-    let need = first_missing(probe_5_19).expect("5.19 lacks something");
+    let presence = presence_of_release((5, 19));
+    let support = features::chapter_support(CHAPTER, &presence);
+    let row = newest(&support.missing).expect("5.19 lacks what 6.0 brought");
     // What `cargo run -- 8` prints there, on stderr, before exiting with 1.
-    println!("error: {}", missing_message(need, "5.19.0"));
+    println!(
+        "error: {}",
+        missing_message(row, "5.19.0", support.missing.len())
+    );
 }

@@ -1,103 +1,97 @@
-//! What exercise 8 needs from the kernel, listed once, and checked at startup.
+//! What exercise 8 needs from the kernel, checked once at startup.
 //!
-//! A probe (`IORING_REGISTER_PROBE`, Linux 5.6) lists the opcodes a kernel
-//! knows, but not the flags of an opcode: it cannot say whether
-//! `IORING_OP_RECV` takes `IORING_RECV_MULTISHOT`. For such a flag the check
-//! asks for an opcode that arrived in the same release, so a kernel that
-//! knows the opcode has the flag too.
+//! The needs are listed in one place: the rows of the book's table of
+//! features (`uring_book::features::ROWS`, printed as Appendix B) that say
+//! chapter 8 needs them. The table also says how to ask this machine for
+//! each: a probe for an opcode, a trial on a scratch ring for a flag that no
+//! probe lists (such as multishot receive), a setup for a setup flag.
 
-use io_uring::{opcode, register::Probe, IoUring};
-
+use uring_book::features::{self, Presence, Row, ROWS};
 use uring_book::{diagnose, system};
 
-/// One thing the server needs, the kernel release that brought it, and the
-/// opcode whose presence shows it.
-#[derive(Debug, Clone, Copy)]
-pub struct Need {
-    /// What the server uses it for, in words.
-    pub what: &'static str,
-    /// The kernel's name for it.
-    pub name: &'static str,
-    pub since: &'static str,
-    /// An opcode the probe must report: the feature itself, or one from the
-    /// same release.
-    pub evidence: u8,
+/// The chapter whose rows of the table are the server's needs.
+pub const CHAPTER: u8 = 8;
+
+/// The oldest kernel with everything chapter 8 needs: `6.0`.
+pub fn floor() -> String {
+    features::version(features::chapter_kernel(CHAPTER))
 }
 
-const fn need(
-    what: &'static str,
-    name: &'static str,
-    since: &'static str,
-    code: u8,
-) -> Need {
-    Need {
-        what,
-        name,
-        since,
-        evidence: code,
+// ANCHOR: check
+/// Asks this kernel for every row the server needs. `Err` is one line that
+/// names the newest missing feature and the release that brought it.
+pub fn check() -> anyhow::Result<()> {
+    // First the ring itself: EPERM, ENOSYS, ENOMEM get their own diagnosis.
+    drop(io_uring::IoUring::new(2).map_err(diagnose::setup)?);
+    let presence = features::check_all();
+    let support = features::chapter_support(CHAPTER, &presence);
+    if let Some(row) = newest(&support.missing) {
+        let release = system::kernel_release();
+        anyhow::bail!(missing_message(row, &release, support.missing.len()));
     }
+    if let Some(row) = newest(&support.unknown) {
+        let why = match ROWS
+            .iter()
+            .zip(&presence)
+            .find(|(r, _)| std::ptr::eq(*r, row))
+        {
+            Some((_, Presence::Unknown(why))) => why.as_str(),
+            _ => "no answer",
+        };
+        anyhow::bail!(
+            "could not tell whether this kernel has {}: {why}",
+            plain(row)
+        );
+    }
+    Ok(())
 }
 
-const SEND_ZC: u8 = opcode::SendZc::CODE;
-const SOCKET: u8 = opcode::Socket::CODE;
-
-// ANCHOR: needs
-/// Everything the server needs, newest first: on an old kernel the first
-/// missing entry names the release to upgrade to. IORING_OP_SEND_ZC (6.0)
-/// and IORING_OP_SOCKET (5.19) stand for the flags of their releases.
-#[rustfmt::skip]
-pub const NEEDS: &[Need] = &[
-    need("multishot receive", "IORING_RECV_MULTISHOT", "6.0", SEND_ZC),
-    need("single-issuer rings", "IORING_SETUP_SINGLE_ISSUER", "6.0", SEND_ZC),
-    need("multishot accept", "IORING_ACCEPT_MULTISHOT", "5.19", SOCKET),
-    need("provided buffer rings", "IORING_REGISTER_PBUF_RING", "5.19", SOCKET),
-    need("cancelling all requests", "IORING_ASYNC_CANCEL_ANY", "5.19", SOCKET),
-    need("sends", "IORING_OP_SEND", "5.6", opcode::Send::CODE),
-    need("closes", "IORING_OP_CLOSE", "5.6", opcode::Close::CODE),
-    need("cancellation", "IORING_OP_ASYNC_CANCEL", "5.5", opcode::AsyncCancel::CODE),
-    need("timeouts", "IORING_OP_TIMEOUT", "5.4", opcode::Timeout::CODE),
-    need("polling the stop signal", "IORING_OP_POLL_ADD", "5.1", opcode::PollAdd::CODE),
-];
-
-/// The oldest kernel that has everything in [`NEEDS`].
-pub const FLOOR: &str = "6.0";
-// ANCHOR_END: needs
-
-/// The first need that `supported` (a probe) does not meet.
-pub fn first_missing(supported: impl Fn(u8) -> bool) -> Option<&'static Need> {
-    NEEDS.iter().find(|need| !supported(need.evidence))
+/// The newest of `rows` (the first in the table among equals): on an old
+/// kernel, the release to upgrade to.
+pub fn newest<'a>(rows: &[&'a Row]) -> Option<&'a Row> {
+    rows.iter().copied().fold(None, |best, row| match best {
+        Some(b) if b.since >= row.since => Some(b),
+        _ => Some(row),
+    })
 }
+// ANCHOR_END: check
 
-/// The one line a reader sees when `need` is missing on kernel `release`.
-pub fn missing_message(need: &Need, release: &str) -> String {
+/// The one line a reader sees when `row` (one of `count` missing) is missing
+/// on kernel `release`.
+pub fn missing_message(row: &Row, release: &str, count: usize) -> String {
+    let others = match count {
+        0 | 1 => String::new(),
+        2 => " and 1 more feature".to_string(),
+        n => format!(" and {} more features", n - 1),
+    };
     format!(
-        "this kernel ({release}) lacks {} ({}), which needs Linux {}: exercise 8 needs \
-         Linux {FLOOR}, and 6.1 for IORING_SETUP_DEFER_TASKRUN. Fix: run a newer \
-         kernel; `cargo run -- doctor` lists what is missing",
-        need.what, need.name, need.since
+        "this kernel ({release}) lacks {}, new in Linux {},{others}; exercise 8 needs \
+         Linux {}, and 6.1 for IORING_SETUP_DEFER_TASKRUN. Fix: run a newer kernel; \
+         `cargo run -- doctor` lists what is missing",
+        plain(row),
+        features::version(row.since),
+        floor()
     )
 }
 
-/// Probes the running kernel; `Err` with one line naming the first missing
-/// feature and its kernel version.
-pub fn check() -> anyhow::Result<()> {
-    let ring = IoUring::new(2).map_err(diagnose::setup)?;
-    let mut probe = Probe::new();
-    let release = system::kernel_release();
-    if ring.submitter().register_probe(&mut probe).is_err() {
-        // IORING_REGISTER_PROBE itself is 5.6: everything newer is missing.
-        anyhow::bail!(missing_message(&NEEDS[0], &release));
-    }
-    if let Some(need) = first_missing(|code| probe.is_supported(code)) {
-        anyhow::bail!(missing_message(need, &release));
-    }
-    // Without IORING_FEAT_NODROP (5.5) a full CQ would lose completions.
-    anyhow::ensure!(
-        ring.params().is_feature_nodrop(),
-        "this kernel ({release}) drops completions when the CQ is full \
-         (no IORING_FEAT_NODROP, Linux 5.5)"
-    );
-    Ok(())
+/// A row's name without the Markdown backquotes.
+fn plain(row: &Row) -> String {
+    row.name.replace('`', "")
+}
+
+/// What a kernel of release `(major, minor)` would answer for each row,
+/// going by the versions in the table: the input a test, or the example
+/// `ch08_floor`, hands to [`features::chapter_support`].
+pub fn presence_of_release(release: (u32, u32)) -> Vec<Presence> {
+    ROWS.iter()
+        .map(|row| {
+            if row.since <= release {
+                Presence::Yes
+            } else {
+                Presence::No
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -111,35 +105,37 @@ mod tests {
 
     #[test]
     fn a_5_19_kernel_is_told_about_6_0_and_multishot_receive() {
-        // What a 5.19 kernel's probe says: everything up to IORING_OP_SOCKET.
-        let probe_5_19 = |code: u8| code <= opcode::Socket::CODE;
-        let need = first_missing(probe_5_19).unwrap();
-        assert_eq!(need.name, "IORING_RECV_MULTISHOT");
-        let line = missing_message(need, "5.19.0");
-        assert!(line.contains("lacks multishot receive"), "{line}");
-        assert!(line.contains("needs Linux 6.0"), "{line}");
-        assert!(!line.contains('\n'));
-    }
-
-    #[test]
-    fn a_5_10_kernel_is_told_about_the_newest_need_first() {
-        let probe_5_10 = |code: u8| code <= opcode::Tee::CODE;
-        assert_eq!(first_missing(probe_5_10).unwrap().since, "6.0");
-        // Everything but the newest opcodes: the 5.19 needs are named after.
-        let without_socket = |code: u8| code != opcode::Socket::CODE;
-        assert_eq!(
-            first_missing(without_socket).unwrap().name,
-            "IORING_ACCEPT_MULTISHOT"
+        let support = features::chapter_support(CHAPTER, &presence_of_release((5, 19)));
+        let row = newest(&support.missing).unwrap();
+        assert_eq!(row.since, (6, 0));
+        let line = missing_message(row, "5.19.0", support.missing.len());
+        assert!(line.contains("lacks "), "{line}");
+        assert!(
+            line.contains("lacks multishot receive (RecvMulti), new in Linux 6.0,"),
+            "{line}"
         );
+        assert!(line.contains("exercise 8 needs Linux 6.0"), "{line}");
+        assert!(!line.contains('\n'), "one line: {line}");
     }
 
     #[test]
-    fn the_floor_is_the_newest_need() {
-        let newest = NEEDS
-            .iter()
-            .filter_map(|n| system::parse_version(n.since))
-            .max()
-            .unwrap();
-        assert_eq!(Some(newest), system::parse_version(FLOOR));
+    fn every_6_0_need_is_named_on_5_19() {
+        let support = features::chapter_support(CHAPTER, &presence_of_release((5, 19)));
+        let names: Vec<&str> = support.missing.iter().map(|r| r.name).collect();
+        assert!(
+            names.iter().any(|n| n.starts_with("multishot receive")),
+            "{names:?}"
+        );
+        assert!(
+            names.iter().any(|n| n.contains("SINGLE_ISSUER")),
+            "{names:?}"
+        );
+        let on_6_0 = features::chapter_support(CHAPTER, &presence_of_release((6, 0)));
+        assert!(on_6_0.missing.is_empty(), "6.0 runs chapter 8");
+    }
+
+    #[test]
+    fn the_floor_is_6_0() {
+        assert_eq!(floor(), "6.0");
     }
 }
