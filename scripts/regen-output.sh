@@ -65,8 +65,11 @@ if command -v just >/dev/null; then
 fi
 
 # --- Chapters 1-3: the io-uring crate ---
+capture ch01-first-read ok "$examples/ch01_first_read"
 capture ch01-read ok "$bin" 1
 capture ch01-raw ok "$bin" 1 --raw
+# The same raw run, drawn: book/src/img/ring-after-{push,enter,reap}.svg.
+"$bin" 1 --raw --svg book/src/img >/dev/null
 capture ch01-enoent fail "$bin" 1 /nonexistent
 capture ch01-eisdir fail "$bin" 1 /tmp
 # A megabyte of zeros at a path that does not change from run to run.
@@ -189,8 +192,26 @@ if [[ ${REGEN_BENCH:-1} == 1 ]]; then
     capture ch07-bench ok target/release/uring-book 7 bench
 fi
 
-# Chapter 6: the benchmark's reference run (about four minutes).
-# REGEN_BENCH=0 skips the four-minute benchmark run.
+# --- Chapter 8: exercise 8 (release build: the client measures) ---
+capture ch08-floor ok "$examples/ch08_floor"
+show ch08-demo "$rbin" 8 --demo
+server_log=$(mktemp)
+"$rbin" 8 --quiet --addr 127.0.0.1:0 >"$server_log" 2>&1 &
+server=$!
+wait_listening "$server_log"
+addr=$(sed -n 's/^listening on //p' "$server_log")
+show ch08-client-1000 "$rbin" echo-client --addr "$addr" --conns 1000 --secs 5
+kill -INT "$server"
+wait "$server"
+{
+    echo '$ cargo run --release -- 8 --quiet --addr 127.0.0.1:0'
+    sed 's/^SIGINT: stopping$/^CSIGINT: stopping/' "$server_log"
+} >"$out/ch08-server.txt"
+rm -f "$server_log"
+
+# Chapters 6 and 8: the benchmarks' reference runs (about four and six
+# minutes). REGEN_BENCH=0 skips them.
 if [[ ${REGEN_BENCH:-1} == 1 ]]; then
     scripts/regen-bench.sh
+    scripts/regen-ch08-bench.sh
 fi

@@ -1,9 +1,10 @@
 //! Exercise 1: set up a ring, read a file through it until end of file, and
 //! print every completion the kernel posts.
 //!
-//! Each step of the lifecycle is marked with an anchor so that chapter 1 can
-//! show it on its own: create the ring (io_uring_setup), build an SQE, push
-//! it, submit and wait (io_uring_enter), reap the CQE and read its result.
+//! This is the careful version of `examples/ch01_first_read.rs`: the same
+//! five steps (io_uring_setup, build an SQE, push it, io_uring_enter, reap the
+//! CQE), with every failure turned into one line and no buffer ever freed
+//! while the kernel may still write into it.
 
 use std::fs::File;
 use std::io;
@@ -11,7 +12,7 @@ use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context};
-use io_uring::{opcode, types, IoUring};
+use io_uring::{cqueue, opcode, types, IoUring};
 use uring_book::diagnose;
 
 #[derive(clap::Args)]
@@ -25,6 +26,10 @@ pub struct Args {
     /// show its heads, tails and index array around one NOP
     #[arg(long)]
     pub raw: bool,
+    /// With --raw: also draw the ring after the push, after io_uring_enter and
+    /// after the reap, as SVG files in this directory
+    #[arg(long, value_name = "DIR", requires = "raw")]
+    pub svg: Option<PathBuf>,
 }
 
 /// One CQE as it came off the completion queue.
@@ -57,13 +62,11 @@ The last read returns fewer bytes; the one after it returns 0: end of file.
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     if args.raw {
-        return uring_book::ex1_raw_ring::run();
+        return uring_book::ex1_raw_ring::run(args.svg.as_deref());
     }
-    // ANCHOR: setup
-    // io_uring_setup(2): the kernel allocates both rings and returns a file
-    // descriptor; the crate mmaps them. 8 is the SQ size (a power of two).
+    // io_uring_setup(2), with a failure explained in one line: seccomp,
+    // the sysctl, an old kernel (diagnose names the cause and the fix).
     let mut ring = IoUring::new(8).map_err(diagnose::setup)?;
-    // ANCHOR_END: setup
     println!(
         "ring: {} SQ entries, {} CQ entries",
         ring.params().sq_entries(),
@@ -130,93 +133,75 @@ pub fn open(path: &Path) -> anyhow::Result<File> {
 
 /// Reads `file` from offset 0 to end of file through `ring`, one read of at
 /// most `buf_size` bytes in flight at a time. Returns the bytes and every CQE.
-///
-/// A read may return fewer bytes than asked (a short read: a pipe with
-/// little in it, the end of the file); the next read continues at the new
-/// offset. Only a result of 0 means end of file.
+// ANCHOR: read_to_end
 pub fn read_to_end(
     ring: &mut IoUring,
     file: &File,
     buf_size: usize,
 ) -> anyhow::Result<(Vec<u8>, Vec<Completion>)> {
+    let fd = types::Fd(file.as_raw_fd());
     let mut buf = vec![0u8; buf_size];
-    let mut content = Vec::new();
-    let mut cqes = Vec::new();
+    let (mut content, mut cqes) = (Vec::new(), Vec::new());
     loop {
-        // ANCHOR: sqe
-        // The SQE says: read into `buf` from `file` at this offset. user_data
-        // is ours: the kernel copies it into the CQE, untouched.
-        let read_e = opcode::Read::new(
-            types::Fd(file.as_raw_fd()),
-            buf.as_mut_ptr(),
-            buf.len() as u32,
-        )
-        .offset(content.len() as u64)
-        .build()
-        .user_data(cqes.len() as u64);
-        // ANCHOR_END: sqe
-
-        // ANCHOR: push
-        // SAFETY: the kernel will write into `buf` and use the file descriptor
-        // after push returns. Both stay alive and untouched until the CQE of
-        // this read is reaped below, even after an error (or `buf` is leaked).
+        let read_e = opcode::Read::new(fd, buf.as_mut_ptr(), buf.len() as u32)
+            .offset(content.len() as u64)
+            .build()
+            .user_data(cqes.len() as u64);
+        // SAFETY: rules 1 and 2: `buf` and `file` stay untouched until the
+        // read's CQE; wait_for_cqe reaps it or leaks `buf` (rule 3).
         unsafe { ring.submission().push(&read_e) }
             .map_err(|_| anyhow!("the submission queue is full"))?;
-        // ANCHOR_END: push
-
-        // ANCHOR: submit
-        // io_uring_enter(2): submit the SQE and wait for one CQE. A signal can
-        // cut the wait short (EINTR, or a return before the CQE is there);
-        // the SQE has been consumed by then, so waiting again is all it takes.
-        // Another error may come with the read in flight too: it is returned
-        // only after the read's CQE, unless the ring keeps failing. Then we
-        // leak `buf`, so the kernel can never write into freed memory, rather
-        // than abort() and lose the error message.
-        let (mut failed, mut failures) = (None, 0);
-        let cqe = loop {
-            match ring.submit_and_wait(1) {
-                Ok(_) => {}
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => {
-                    failures += 1;
-                    if failures == FAILURES_BEFORE_GIVING_UP {
-                        std::mem::forget(buf);
-                        return Err(err).context("io_uring_enter (read buffer leaked)");
-                    }
-                    failed.get_or_insert(err);
-                }
-            }
-            if let Some(cqe) = ring.completion().next() {
-                break cqe;
-            }
-        };
-        if let Some(err) = failed {
-            return Err(err).context("io_uring_enter");
-        }
-        // ANCHOR_END: submit
-
-        // ANCHOR: reap
+        let cqe = wait_for_cqe(ring, &mut buf)?;
         cqes.push(Completion {
             user_data: cqe.user_data(),
             res: cqe.result(),
             flags: cqe.flags(),
         });
-        // res is what read(2) would return, or -errno: errno is not used.
+        // Rule 5: -errno, a byte count that may be short, or 0 at the end.
         let n = match cqe.result() {
             res if res < 0 => {
-                let err = diagnose::cqe_error(res);
-                return Err(anyhow!(
-                    "{} (in the CQE: res={res})",
-                    diagnose::errno_text(&err)
-                ));
+                let err = diagnose::errno_text(&diagnose::cqe_error(res));
+                return Err(anyhow!("{err} (in the CQE: res={res})"));
             }
             0 => return Ok((content, cqes)),
             n => n as usize,
         };
         content.extend_from_slice(&buf[..n]);
-        // ANCHOR_END: reap
     }
 }
+// ANCHOR_END: read_to_end
+
+// ANCHOR: wait_for_cqe
+/// Submits what is queued and waits for one CQE. Until that CQE is reaped,
+/// the read may be in flight, so no error may free `buf` (rule 3).
+fn wait_for_cqe(ring: &mut IoUring, buf: &mut Vec<u8>) -> anyhow::Result<cqueue::Entry> {
+    let (mut failed, mut failures) = (None, 0);
+    loop {
+        match ring.submit_and_wait(1) {
+            Ok(_) => {}
+            // A signal cut the wait short; the SQE was consumed: wait again.
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            // This call failed, but an earlier one may have submitted the
+            // read: keep the error, and report it once the CQE is in.
+            Err(err) => {
+                failures += 1;
+                if failures == FAILURES_BEFORE_GIVING_UP {
+                    // The CQE may never come: the kernel keeps the memory.
+                    std::mem::forget(std::mem::take(buf));
+                    return Err(err).context("io_uring_enter (read buffer leaked)");
+                }
+                failed.get_or_insert(err);
+            }
+        }
+        if let Some(cqe) = ring.completion().next() {
+            return match failed {
+                Some(err) => Err(err).context("io_uring_enter"),
+                None => Ok(cqe),
+            };
+        }
+    }
+}
+// ANCHOR_END: wait_for_cqe
 
 #[cfg(test)]
 mod tests {

@@ -3,17 +3,20 @@
 //! io_uring_setup(2) returns a file descriptor and fills `io_uring_params`
 //! with the offsets of every field inside the rings; three mmap(2) calls map
 //! the SQ ring, the SQE array and the CQ ring. This module does exactly that,
-//! pushes one NOP, and prints the heads and tails as they move. The structs
+//! pushes one NOP, and prints the heads and tails as they move (and, with
+//! `--svg DIR`, draws them: `ring_frames`). The structs
 //! are those of `<linux/io_uring.h>`, declared here because libc has none.
 
 use std::io;
 use std::mem::size_of;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
 use std::ptr;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use anyhow::Context;
 use uring_book::diagnose;
+use uring_book::ring_frames::{self, CqeSlot, Snapshot, SqeSlot};
 
 #[repr(C)]
 #[derive(Default)]
@@ -141,17 +144,9 @@ impl Drop for Map {
     }
 }
 
-pub fn run() -> anyhow::Result<()> {
-    // ANCHOR: setup
-    let mut p = Params::default();
-    // SAFETY: io_uring_setup reads and fills one io_uring_params.
-    let fd =
-        unsafe { libc::syscall(libc::SYS_io_uring_setup, 4u32, &mut p as *mut Params) };
-    if fd < 0 {
-        return Err(diagnose::setup(io::Error::last_os_error()));
-    }
-    // SAFETY: the descriptor is new and ours.
-    let ring = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+/// Prints what io_uring_setup said: the sizes, the features and the offset of
+/// every field in the rings.
+fn print_params(p: &Params) {
     println!(
         "io_uring_setup(4, &p): {} SQ entries, {} CQ entries, features {:#x}",
         p.sq_entries, p.cq_entries, p.features
@@ -172,7 +167,24 @@ pub fn run() -> anyhow::Result<()> {
          flags={}",
         c.head, c.tail, c.ring_mask, c.ring_entries, c.overflow, c.cqes, c.flags
     );
+}
 
+/// Runs the raw ring; with `svg_dir`, also draws its state after the push,
+/// after io_uring_enter and after the reap (`ring_frames`).
+pub fn run(svg_dir: Option<&Path>) -> anyhow::Result<()> {
+    // ANCHOR: setup
+    let mut p = Params::default();
+    // SAFETY: io_uring_setup reads and fills one io_uring_params.
+    let fd =
+        unsafe { libc::syscall(libc::SYS_io_uring_setup, 4u32, &mut p as *mut Params) };
+    if fd < 0 {
+        return Err(diagnose::setup(io::Error::last_os_error()));
+    }
+    // SAFETY: the descriptor is new and ours.
+    let ring = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    print_params(&p);
+
+    let (s, c) = (&p.sq_off, &p.cq_off);
     let sq_len = s.array as usize + p.sq_entries as usize * size_of::<u32>();
     let sqes_len = p.sq_entries as usize * size_of::<Sqe>();
     let cq_len = c.cqes as usize + p.cq_entries as usize * size_of::<Cqe>();
@@ -209,7 +221,10 @@ pub fn run() -> anyhow::Result<()> {
     let (sq_mask, cq_mask) =
         unsafe { (*sq.at::<u32>(s.ring_mask), *cq.at::<u32>(c.ring_mask)) };
     let sq_array = sq.at::<u32>(s.array);
-    let show = |when: &str| {
+    let cqes = cq.at::<Cqe>(c.cqes);
+    let mut frames = Vec::new();
+    // Prints the four indices and keeps a snapshot of the shared memory.
+    let mut inspect = |name: &str, when: &str| {
         println!(
             "{when:<36} SQ head={} tail={}   CQ head={} tail={}",
             sq_head.load(Ordering::Acquire),
@@ -217,8 +232,11 @@ pub fn run() -> anyhow::Result<()> {
             cq_head.load(Ordering::Relaxed),
             cq_tail.load(Ordering::Acquire),
         );
+        // SAFETY: nothing is in flight between our calls, so the kernel is
+        // not writing any of this memory while we read it.
+        frames.push(unsafe { snapshot(&p, &sq, &sqes, &cq, name, when) });
     };
-    show("after setup:");
+    inspect("setup", "after setup:");
 
     // ANCHOR: push
     // We are the only writer of the SQ tail, so reading our own value needs
@@ -242,10 +260,13 @@ pub fn run() -> anyhow::Result<()> {
     // Release: the SQE and the index written above are visible to the kernel
     // before the new tail is (it reads the tail with smp_load_acquire).
     sq_tail.store(tail.wrapping_add(1), Ordering::Release);
-    show(&format!(
-        "after pushing a NOP (array[{position}] = {slot}):"
-    ));
+    inspect(
+        "push",
+        &format!("after pushing a NOP (array[{position}] = {slot}):"),
+    );
+    // ANCHOR_END: push
 
+    // ANCHOR: enter
     // io_uring_enter(fd, to_submit, min_complete, flags, sigset, sigset size)
     // SAFETY: plain syscall; no signal mask is passed.
     let submitted = unsafe {
@@ -262,8 +283,11 @@ pub fn run() -> anyhow::Result<()> {
     if submitted < 0 {
         return Err(io::Error::last_os_error()).context("io_uring_enter");
     }
-    show(&format!("after io_uring_enter (returned {submitted}):"));
-    // ANCHOR_END: push
+    inspect(
+        "enter",
+        &format!("after io_uring_enter (returned {submitted}):"),
+    );
+    // ANCHOR_END: enter
 
     // ANCHOR: reap
     // Acquire pairs with the kernel's store-release of the CQ tail: the CQE
@@ -272,7 +296,6 @@ pub fn run() -> anyhow::Result<()> {
     if head == cq_tail.load(Ordering::Acquire) {
         anyhow::bail!("io_uring_enter returned but the CQ is empty");
     }
-    let cqes = cq.at::<Cqe>(c.cqes);
     // SAFETY: head != tail, so the entry at head & mask is the kernel's.
     let cqe = unsafe { cqes.add((head & cq_mask) as usize).read() };
     println!(
@@ -285,7 +308,75 @@ pub fn run() -> anyhow::Result<()> {
     // Release: our read of the CQE happens before the kernel can see the
     // slot as free and overwrite it.
     cq_head.store(head.wrapping_add(1), Ordering::Release);
-    show("after reaping the CQE:");
+    inspect("reap", "after reaping the CQE:");
     // ANCHOR_END: reap
+
+    if let Some(dir) = svg_dir {
+        let written = ring_frames::write_frames(dir, &frames)
+            .with_context(|| format!("writing the frames to {}", dir.display()))?;
+        println!("wrote {} frames to {}", written.len(), dir.display());
+    }
     Ok(())
+}
+
+/// The index array, the SQE slots and the CQE slots as they are now, for
+/// `ring_frames`. The titles say what the step did.
+///
+/// # Safety
+/// The maps must be this ring's, and no operation may be in flight.
+unsafe fn snapshot(
+    p: &Params,
+    sq: &Map,
+    sqes: &Map,
+    cq: &Map,
+    name: &str,
+    when: &str,
+) -> Snapshot {
+    let (s, c) = (&p.sq_off, &p.cq_off);
+    let load = |map: &Map, offset: u32| {
+        // SAFETY: the offset comes from the kernel; `at` checks the bounds.
+        unsafe { (*map.at::<AtomicU32>(offset)).load(Ordering::Acquire) }
+    };
+    let zero = |bytes: &[u8]| bytes.iter().all(|&b| b == 0);
+    let mut snap = Snapshot {
+        name: name.to_string(),
+        title: format!("The ring {}", when.trim_end_matches(':')),
+        sq_head: load(sq, s.head),
+        sq_tail: load(sq, s.tail),
+        cq_head: load(cq, c.head),
+        cq_tail: load(cq, c.tail),
+        sq_array: Vec::new(),
+        sqes: Vec::new(),
+        cqes: Vec::new(),
+    };
+    for i in 0..p.sq_entries {
+        // SAFETY: inside the mappings (`at` checks); nobody writes them now.
+        let (index, sqe) = unsafe {
+            let sqe = sqes.at::<Sqe>(i * size_of::<Sqe>() as u32);
+            let raw = std::slice::from_raw_parts(sqe.cast::<u8>(), size_of::<Sqe>());
+            (
+                *sq.at::<u32>(s.array + 4 * i),
+                (!zero(raw)).then(|| sqe.read()),
+            )
+        };
+        snap.sq_array.push(index);
+        snap.sqes.push(sqe.map(|sqe| SqeSlot {
+            opcode: sqe.opcode,
+            user_data: sqe.user_data,
+        }));
+    }
+    for i in 0..p.cq_entries {
+        // SAFETY: as above.
+        let cqe = unsafe {
+            let cqe = cq.at::<Cqe>(c.cqes + i * size_of::<Cqe>() as u32);
+            let raw = std::slice::from_raw_parts(cqe.cast::<u8>(), size_of::<Cqe>());
+            (!zero(raw)).then(|| cqe.read())
+        };
+        snap.cqes.push(cqe.map(|cqe| CqeSlot {
+            user_data: cqe.user_data,
+            res: cqe.res,
+            flags: cqe.flags,
+        }));
+    }
+    snap
 }

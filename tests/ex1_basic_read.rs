@@ -204,3 +204,55 @@ fn a_zero_buffer_is_a_usage_error() {
     let out = run(&["1", "--buf-size", "0"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
+
+#[test]
+fn the_raw_ring_draws_each_step_from_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&["1", "--raw", "--svg", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let text = stdout(&out);
+    // The text trace and the pictures come from the same run: every head and
+    // tail a frame shows is the one the trace printed for that step.
+    let steps = [
+        ("push", "after pushing a NOP"),
+        ("enter", "after io_uring_enter"),
+        ("reap", "after reaping the CQE:"),
+    ];
+    for (name, prefix) in steps {
+        let svg =
+            std::fs::read_to_string(dir.path().join(format!("ring-after-{name}.svg")))
+                .unwrap_or_else(|e| panic!("frame {name}: {e}\n{text}"));
+        let doc = roxmltree::Document::parse(&svg).expect("a well-formed frame");
+        let texts: Vec<&str> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("text"))
+            .filter_map(|n| n.text())
+            .collect();
+        let line = text.lines().find(|l| l.starts_with(prefix)).unwrap();
+        let numbers: Vec<&str> = line
+            .split_whitespace()
+            .filter_map(|w| w.strip_prefix("head=").or(w.strip_prefix("tail=")))
+            .collect();
+        // SQ head, SQ tail, CQ head, CQ tail.
+        let drawn = |what: &str, n: &str| {
+            let label = format!("{what} = {n}");
+            texts
+                .iter()
+                .any(|t| t.starts_with(&label) && t.contains(" write"))
+        };
+        for (what, n) in ["SQ head", "SQ tail", "CQ head", "CQ tail"]
+            .into_iter()
+            .zip(&numbers)
+        {
+            assert!(drawn(what, n), "{name}: {what}: {line}\n{texts:?}");
+        }
+        assert!(texts.contains(&"user_data 0x1234"), "{name}: {texts:?}");
+    }
+    assert!(text.contains("wrote 3 frames"), "{text}");
+}
+
+#[test]
+fn svg_frames_need_the_raw_ring() {
+    let out = run(&["1", "--svg", "/tmp"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
