@@ -398,6 +398,9 @@ fn on_cqe(
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let (block, pairs) = (args.block_kib as usize * 1024, args.pairs as usize);
+    // The ring first: a kernel that cannot run the copy says so at once.
+    let mut ring = ex7::ring((2 * pairs).next_power_of_two() as u32)?;
+    ex7_probe::require(&ring, &[opcode::Read::CODE, opcode::Write::CODE])?;
     // Without paths, copy a file of test data; both go when `_dir` drops.
     let _dir;
     let (src, dst) = match (&args.src, &args.dst) {
@@ -416,8 +419,6 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let source = open_source(&src)?;
     let size = source.metadata()?.len();
     let dest = create_destination(&dst, &source)?;
-    let mut ring = ex7::ring((2 * pairs).next_power_of_two() as u32)?;
-    ex7_probe::require(&ring, &[opcode::Read::CODE, opcode::Write::CODE])?;
 
     let start = Instant::now();
     let stats = copy_linked(&mut ring, &source, &dest, size, block, pairs)
