@@ -316,9 +316,8 @@ fn timers(ring: &mut IoUring) -> anyhow::Result<()> {
     if ex7_probe::has("IORING_TIMEOUT_UPDATE") {
         let t = update(ring, Duration::from_millis(20))?;
         let (up, timer, took) = (res_of(&t, 2)?, res_of(&t, 1)?, ms(t.took));
-        println!(
-            "TimeoutUpdate, count 1 -> 20 ms: update res={up}, timeout res={timer} after {took}"
-        );
+        let what = "TimeoutUpdate, count 1 -> 20 ms:";
+        println!("{what} update res={up}, timeout res={timer} after {took}");
     } else {
         println!("TimeoutUpdate: this kernel lacks IORING_TIMEOUT_UPDATE (5.11)");
     }

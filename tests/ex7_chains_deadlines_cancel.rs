@@ -118,8 +118,9 @@ fn copy_failures_are_one_line_each() {
     );
     let err = one_error_line(&run(&["7", "copy", s, s]), 1);
     assert!(err.contains("the source itself"), "{err}");
-    assert_eq!(std::fs::read(&src).unwrap(), b"something"); // not truncated
-                                                            // Opening a FIFO would wait for a writer: it is refused before it is opened.
+    // Not truncated.
+    assert_eq!(std::fs::read(&src).unwrap(), b"something");
+    // Opening a FIFO would wait for a writer: it is refused before it is opened.
     let fifo = dir.path().join("fifo");
     let c_fifo = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0);
