@@ -90,7 +90,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .map_err(|err| diagnose::register_buffers(err, count * size))?;
     // ANCHOR_END: register_buffers
 
-    let dir = tempfile::tempdir()?;
+    let dir = uring_book::cleanup::tempdir()?;
     let file = File::options()
         .read(true)
         .write(true)

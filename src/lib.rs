@@ -8,6 +8,7 @@
 extern crate self as uring_book;
 
 pub mod bench;
+pub mod cleanup;
 pub mod diagnose;
 pub mod doctor;
 pub mod echo;
@@ -20,3 +21,5 @@ pub mod ex5_tcp_echo;
 pub mod ex6_benchmark;
 pub mod exercises;
 pub mod system;
+pub mod tcp_addr;
+pub mod usage;

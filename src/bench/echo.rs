@@ -50,7 +50,7 @@ pub struct ServerProcess {
 
 /// perf stat's control and acknowledgement FIFOs and its output file.
 struct Perf {
-    dir: tempfile::TempDir,
+    dir: uring_book::cleanup::TempDir,
     ctl: std::fs::File,
     ack: BufReader<std::fs::File>,
 }
@@ -109,7 +109,7 @@ impl ServerProcess {
             serve.extend(["--cpu".into(), cpu.to_string()]);
         }
         let (mut cmd, perf) = if perf {
-            let dir = tempfile::tempdir()?;
+            let dir = uring_book::cleanup::tempdir()?;
             let (ctl, ack) = (dir.path().join("ctl"), dir.path().join("ack"));
             mkfifo(&ctl)?;
             mkfifo(&ack)?;
@@ -352,7 +352,7 @@ pub fn measure(
     let pid = server.pid();
     let cpu = process_cpu_time(pid)?;
     server.enable_counting()?;
-    let samples = tempfile::tempdir()?;
+    let samples = uring_book::cleanup::tempdir()?;
     let recorder = if profile {
         let data = samples.path().join("perf.data");
         let secs = format!("{:.2}", load.duration.as_secs_f64() / 2.0);
