@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use io_uring::{opcode, register::Probe, IoUring};
 
-use uring_book::{diagnose, system};
+use uring_book::{diagnose, optional_tools, system};
 
 /// The oldest kernel on which every chapter runs: chapter 6's tokio-uring
 /// server with IORING_SETUP_COOP_TASKRUN needs 5.19.
@@ -92,7 +92,40 @@ pub fn checks() -> Vec<Check> {
     }
     out.push(memlock());
     out.push(nofile());
+    out.push(optional_tool(&optional_tools::FIO, optional_tools::fio()));
+    out.push(optional_tool(&optional_tools::PERF, optional_tools::perf()));
     out
+}
+
+/// fio or perf: the benchmark uses them if they are there, so a missing one
+/// is a warning with what it costs, never a failure.
+fn optional_tool(
+    tool: &optional_tools::Tool,
+    found: optional_tools::Availability,
+) -> Check {
+    use optional_tools::Availability;
+    match found {
+        Availability::Ready(version) => Check::new(
+            tool.name,
+            Status::Ok,
+            format!("{version} (optional: chapter 6 uses it)"),
+        ),
+        Availability::Missing => Check::new(
+            tool.name,
+            Status::Warn,
+            "not installed (optional: the book runs without it)",
+        )
+        .fix(format!(
+            "Without it, {}. Install it: {}",
+            tool.costs, tool.install
+        )),
+        Availability::Refused(why) => Check::new(
+            tool.name,
+            Status::Warn,
+            "installed, but not allowed to count system calls",
+        )
+        .fix(why),
+    }
 }
 
 fn kernel() -> Check {

@@ -20,6 +20,7 @@ pub mod ex4_tokio_uring_file;
 pub mod ex5_tcp_echo;
 pub mod ex6_benchmark;
 pub mod exercises;
+pub mod optional_tools;
 pub mod system;
 pub mod tcp_addr;
 pub mod usage;
