@@ -36,8 +36,7 @@ pub struct Args {
     /// Seconds each measured point runs [default: 2, --quick 0.25]
     #[arg(long, value_parser = usage::seconds::<600>)]
     pub seconds: Option<f64>,
-    /// Queue depths of the io_uring random-read sweeps (1 to 32768, the most
-    /// SQ entries a ring can have)
+    /// Queue depths of the io_uring random-read sweeps, 1 to 32768
     #[arg(
         long,
         value_delimiter = ',',
