@@ -161,10 +161,19 @@ fn doctor_names_what_missing_fio_and_perf_cost() {
         );
     }
     let flat = stdout.split_whitespace().collect::<Vec<_>>().join(" ");
-    assert!(flat.contains("no fio rows and an empty `vs fio` column"), "{flat}");
-    assert!(flat.contains("Install it: sudo apt-get install fio"), "{flat}");
+    assert!(
+        flat.contains("no fio rows and an empty `vs fio` column"),
+        "{flat}"
+    );
+    assert!(
+        flat.contains("Install it: sudo apt-get install fio"),
+        "{flat}"
+    );
     assert!(flat.contains("empty `server syscalls/msg`"), "{flat}");
-    assert!(flat.contains("Install it: sudo apt-get install linux-perf"), "{flat}");
+    assert!(
+        flat.contains("Install it: sudo apt-get install linux-perf"),
+        "{flat}"
+    );
     assert!(stdout.lines().all(|l| l.len() <= 90), "{stdout}");
     assert!(
         stdout.ends_with("Everything the book needs is here.\n"),

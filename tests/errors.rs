@@ -66,6 +66,15 @@ fn a_small_ring_that_is_not_smaller_is_refused() {
 }
 
 #[test]
+fn registering_more_than_half_the_ram_is_refused() {
+    refused(
+        &["3", "--buffers", "1024", "--buf-size", "1073741824"],
+        "--buffers 1024 x --buf-size 1073741824",
+        "more than half of this machine's",
+    );
+}
+
+#[test]
 fn every_count_and_duration_of_zero_is_refused() {
     for (args, flag) in [
         (&["1", "--buf-size", "0"][..], "--buf-size"),
