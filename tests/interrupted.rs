@@ -206,6 +206,18 @@ fn ex4_removes_its_data_file_on_sigterm() {
     held_then_signalled(&["4"], "ex4.dat", libc::SIGTERM);
 }
 
+/// A directory on the disk that holds the build, as `--dir` of exercise 6.
+fn disk_dir() -> tempfile::TempDir {
+    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
+}
+
+/// The arguments of exercise 6 with `args`, without fio, writing into `dir`.
+fn ex6<'a>(dir: &'a tempfile::TempDir, args: &[&'a str]) -> Vec<&'a str> {
+    let mut all = vec!["6", "--no-fio", "--dir", dir.path().to_str().unwrap()];
+    all.extend_from_slice(args);
+    all
+}
+
 /// The tmpfs workload's file in /dev/shm goes too, with the run's directory.
 #[test]
 fn ex6_removes_its_tmpfs_file_and_its_directory_on_sigint() {
@@ -214,15 +226,10 @@ fn ex6_removes_its_tmpfs_file_and_its_directory_on_sigint() {
         return;
     }
     let (tmp, dir) = (tempfile::tempdir().unwrap(), disk_dir());
-    let args = [
-        "6",
-        "--workloads=tmpfs",
-        "--file-size=1M",
-        "--seconds=0.05",
-        "--no-fio",
-        "--dir",
-        dir.path().to_str().unwrap(),
-    ];
+    let args = ex6(
+        &dir,
+        &["--workloads=tmpfs", "--file-size=1M", "--seconds=0.05"],
+    );
     let mut run = start(&args, tmp.path(), true);
     let line = run.wait_for_line("holding /dev/shm/uring-bench");
     let held = PathBuf::from(line["holding ".len()..].split(" until").next().unwrap());
@@ -243,26 +250,17 @@ fn ex6_removes_its_tmpfs_file_and_its_directory_on_sigint() {
     assert!(last.contains(&ours[0].display().to_string()), "{last}");
 }
 
-/// A directory on the disk that holds the build, as `--dir` of exercise 6.
-fn disk_dir() -> tempfile::TempDir {
-    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
-}
-
 /// SIGINT while exercise 6 measures random reads removes its test file.
 #[test]
 fn ex6_removes_its_test_file_mid_measurement_on_sigint() {
     let (tmp, dir) = (tempfile::tempdir().unwrap(), disk_dir());
     let args = [
-        "6",
         "--workloads=cached",
         "--file-size=4M",
         "--seconds=5",
         "--depths=1",
-        "--no-fio",
-        "--dir",
-        dir.path().to_str().unwrap(),
     ];
-    let mut run = start(&args, tmp.path(), false);
+    let mut run = start(&ex6(&dir, &args), tmp.path(), false);
     let data = || {
         entries(dir.path())
             .first()
@@ -292,17 +290,8 @@ fn ex6_removes_its_test_file_mid_measurement_on_sigint() {
 #[test]
 fn ex6_removes_the_echo_runs_temporary_files_on_sigterm() {
     let (tmp, dir) = (tempfile::tempdir().unwrap(), disk_dir());
-    let args = [
-        "6",
-        "--workloads=echo",
-        "--conns=1",
-        "--sizes=64",
-        "--seconds=5",
-        "--no-fio",
-        "--dir",
-        dir.path().to_str().unwrap(),
-    ];
-    let mut run = start(&args, tmp.path(), false);
+    let args = ["--workloads=echo", "--conns=1", "--sizes=64", "--seconds=5"];
+    let mut run = start(&ex6(&dir, &args), tmp.path(), false);
     run.wait_until("a temporary directory of the echo run", || {
         !entries(tmp.path()).is_empty()
     });
