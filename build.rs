@@ -27,7 +27,7 @@ fn main() {
         let expanded = expand(&text, chapter.parent().unwrap(), 0)
             .unwrap_or_else(|e| panic!("{}: {}", chapter.display(), e));
         let copy = out.join(chapter.strip_prefix(&src).unwrap());
-        write_if_changed(&copy, &expanded);
+        write_if_changed(&copy, &expanded, chapter);
         copies.push(copy);
     }
     skeptic::generate_doc_tests(&copies);
@@ -47,14 +47,23 @@ fn collect_markdown(dir: &Path, found: &mut Vec<PathBuf>) {
     }
 }
 
-/// Cargo reruns a build script whose inputs are newer than its last run; a
-/// copy rewritten with the same bytes would make every build a rebuild.
-fn write_if_changed(path: &Path, content: &str) {
+/// skeptic asks cargo to watch the copies, and cargo reruns a build script
+/// whose watched files are newer than its last run. So a copy is rewritten
+/// only when its bytes change, and then gets the modification time of its
+/// chapter, which is older than this run: written now, it would make the next
+/// build compile the crate again for nothing.
+fn write_if_changed(path: &Path, content: &str, chapter: &Path) {
     if fs::read_to_string(path).ok().as_deref() == Some(content) {
         return;
     }
     fs::create_dir_all(path.parent().unwrap()).unwrap();
     fs::write(path, content).unwrap();
+    let mtime = fs::metadata(chapter).and_then(|m| m.modified()).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_modified(mtime))
+        .unwrap();
 }
 
 /// Expands `{{#include ...}}` and `{{#rustdoc_include ...}}` the way mdBook

@@ -224,6 +224,25 @@ pub fn errno_text(err: &io::Error) -> String {
     }
 }
 
+/// A failed file operation, in the one style of the book's file errors:
+/// `cannot open /x: ENOENT (No such file or directory)`.
+pub fn file_error(verb: &str, path: &std::path::Path, err: &io::Error) -> anyhow::Error {
+    anyhow::anyhow!("cannot {verb} {}: {}", path.display(), errno_text(err))
+}
+
+/// The one line `main` prints for `err`: its causes joined by ": ", every OS
+/// error among them in the style of [`errno_text`], whoever added it.
+pub fn error_line(err: &anyhow::Error) -> String {
+    let causes: Vec<String> = err
+        .chain()
+        .map(|cause| match cause.downcast_ref::<io::Error>() {
+            Some(os) if os.raw_os_error().is_some() => errno_text(os),
+            _ => cause.to_string(),
+        })
+        .collect();
+    causes.join(": ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,5 +313,26 @@ mod tests {
     fn errno_text_is_name_then_words() {
         let err = io::Error::from_raw_os_error(libc::EISDIR);
         assert_eq!(errno_text(&err), "EISDIR (Is a directory)");
+    }
+
+    #[test]
+    fn every_os_error_in_a_chain_has_the_same_style() {
+        use anyhow::Context;
+        let err = Err::<(), _>(io::Error::from_raw_os_error(libc::ENOENT))
+            .context("cannot create /x/y")
+            .unwrap_err();
+        assert_eq!(
+            error_line(&err),
+            "cannot create /x/y: ENOENT (No such file or directory)"
+        );
+        let err = file_error(
+            "open",
+            std::path::Path::new("/x"),
+            &io::Error::from_raw_os_error(libc::EACCES),
+        );
+        assert_eq!(
+            error_line(&err),
+            "cannot open /x: EACCES (Permission denied)"
+        );
     }
 }

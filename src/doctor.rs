@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use io_uring::{register::Probe, IoUring};
 
 use uring_book::features::{self, Kind, Presence, ROWS};
-use uring_book::{diagnose, system};
+use uring_book::{diagnose, optional_tools, system};
 
 /// The oldest kernel on which every chapter runs, from the table of
 /// features (`uring_book::features`).
@@ -74,6 +74,8 @@ pub fn checks() -> Vec<Check> {
     }
     out.push(memlock());
     out.push(nofile());
+    out.push(optional_tool(&optional_tools::FIO, optional_tools::fio()));
+    out.push(optional_tool(&optional_tools::PERF, optional_tools::perf()));
     // The chapter checks make rings of their own; this one's memory first
     // goes back to RLIMIT_MEMLOCK.
     let have_ring = ring.is_ok();
@@ -83,6 +85,37 @@ pub fn checks() -> Vec<Check> {
     drop(ring);
     out.extend(chapters(have_ring, buffers_fail));
     out
+}
+
+/// fio or perf: the benchmark uses them if they are there, so a missing one
+/// is a warning with what it costs, never a failure.
+fn optional_tool(
+    tool: &optional_tools::Tool,
+    found: optional_tools::Availability,
+) -> Check {
+    use optional_tools::Availability;
+    match found {
+        Availability::Ready(version) => Check::new(
+            tool.name,
+            Status::Ok,
+            format!("{version} (optional: chapter 6 uses it)"),
+        ),
+        Availability::Missing => Check::new(
+            tool.name,
+            Status::Warn,
+            "not installed (optional: the book runs without it)",
+        )
+        .fix(format!(
+            "Without it, {}. Install it: {}",
+            tool.costs, tool.install
+        )),
+        Availability::Refused(why) => Check::new(
+            tool.name,
+            Status::Warn,
+            "installed, but not allowed to count system calls",
+        )
+        .fix(why),
+    }
 }
 
 fn kernel() -> Check {

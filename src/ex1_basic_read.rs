@@ -13,14 +13,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context};
 use io_uring::{cqueue, opcode, types, IoUring};
-use uring_book::diagnose;
+use uring_book::{diagnose, usage};
 
 #[derive(clap::Args)]
 pub struct Args {
     /// The file to read [default: a small text file the exercise creates]
     pub path: Option<PathBuf>,
     /// Bytes per read: a file bigger than this takes several reads
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 64, value_parser = usage::at_least_one::<u32>)]
     pub buf_size: u32,
     /// Instead of reading, build a ring by hand (io_uring_setup + mmap) and
     /// show its heads, tails and index array around one NOP
@@ -78,7 +78,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let path = match &args.path {
         Some(path) => path.clone(),
         None => {
-            let dir = tempfile::tempdir()?;
+            let dir = uring_book::cleanup::tempdir()?;
             let path = dir.path().join("ex1.txt");
             std::fs::write(&path, DEFAULT_TEXT)?;
             _dir = dir;
@@ -88,7 +88,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 
     let file = open(&path)?;
     let (content, cqes) = read_to_end(&mut ring, &file, args.buf_size as usize)
-        .with_context(|| format!("reading {}", path.display()))?;
+        .with_context(|| format!("cannot read {}", path.display()))?;
 
     let hidden = match cqes.len() {
         n if n > 3 * CQES_SHOWN => n - 2 * CQES_SHOWN,
@@ -122,13 +122,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 
 /// Opens `path` for reading; a failure is one line that names the errno.
 pub fn open(path: &Path) -> anyhow::Result<File> {
-    File::open(path).map_err(|err| {
-        anyhow!(
-            "cannot open {}: {}",
-            path.display(),
-            diagnose::errno_text(&err)
-        )
-    })
+    File::open(path).map_err(|err| diagnose::file_error("open", path, &err))
 }
 
 /// Reads `file` from offset 0 to end of file through `ring`, one read of at

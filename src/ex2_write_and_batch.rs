@@ -13,8 +13,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use anyhow::{anyhow, bail, Context};
 use io_uring::{opcode, types, IoUring};
-use uring_book::diagnose;
 use uring_book::in_flight::{Call, InFlight, Leak};
+use uring_book::{diagnose, usage};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -32,7 +32,8 @@ pub struct Args {
         value_parser = clap::value_parser!(u32).range(1..=1 << 20)
     )]
     pub block_size: u32,
-    /// SQ entries of the ring that shows a full SQ (fewer than --ops)
+    /// SQ entries of the ring that shows a full SQ; rounded up to a power of
+    /// two, it must stay below --ops
     #[arg(
         long,
         default_value_t = 4,
@@ -404,12 +405,33 @@ fn verify(read: &[Op], written: &[Op]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Part 4 shows a full SQ only if the small ring has fewer SQ entries than
+/// there are operations; the kernel rounds the entries up to a power of two.
+fn check_small_ring(args: &Args) -> anyhow::Result<()> {
+    let (small, ops) = (args.small_ring, args.ops);
+    let entries = small.next_power_of_two();
+    if small >= ops {
+        return Err(usage::error(format!(
+            "--small-ring {small} must be smaller than --ops {ops}, \
+             or part 4 never fills the SQ"
+        )));
+    }
+    if entries >= ops {
+        return Err(usage::error(format!(
+            "--small-ring {small} becomes {entries} SQ entries (the kernel rounds \
+             up to a power of two), not fewer than --ops {ops}: part 4 never fills the SQ"
+        )));
+    }
+    Ok(())
+}
+
 pub fn run(args: &Args) -> anyhow::Result<()> {
+    check_small_ring(args)?;
     let (n, size) = (args.ops as usize, args.block_size as usize);
     // Room for the whole batch, and at least 8 for part 3's five reads.
     let entries = n.max(8).next_power_of_two() as u32;
     let mut ring = IoUring::new(entries).map_err(diagnose::setup)?;
-    let dir = tempfile::tempdir()?;
+    let dir = uring_book::cleanup::tempdir()?;
     let file = File::options()
         .read(true)
         .write(true)

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 use io_uring::{opcode, squeue, squeue::Entry, types, IoUring};
 use uring_book::in_flight::InFlight;
-use uring_book::{diagnose, system};
+use uring_book::{diagnose, system, usage};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -64,7 +64,34 @@ const ROUNDS: usize = 3;
 /// Size of each read in the measurement: a page, a common I/O size.
 const MEASURE_READ: usize = 4096;
 
+/// Registering pins every buffer in RAM (with CAP_IPC_LOCK, no limit stops
+/// it): more than half of the machine's memory cannot be meant.
+fn check_pinned_bytes(args: &Args) -> anyhow::Result<()> {
+    let bytes = u64::from(args.buffers) * u64::from(args.buf_size);
+    // SAFETY: sysconf has no preconditions.
+    let (pages, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    let ram = pages.max(0) as u64 * page.max(0) as u64;
+    const GIB: f64 = (1u64 << 30) as f64;
+    if ram > 0 && bytes > ram / 2 {
+        return Err(usage::error(format!(
+            "--buffers {} x --buf-size {} is {:.1} GiB, more than half of this \
+             machine's {:.1} GiB of RAM, all of which registering would pin",
+            args.buffers,
+            args.buf_size,
+            bytes as f64 / GIB,
+            ram as f64 / GIB
+        )));
+    }
+    Ok(())
+}
+
 pub fn run(args: &Args) -> anyhow::Result<()> {
+    check_pinned_bytes(args)?;
     let (count, size) = (args.buffers as usize, args.buf_size as usize);
     // ANCHOR: setup
     // The buffers are declared before the ring, so they are dropped after
@@ -90,7 +117,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .map_err(|err| diagnose::register_buffers(err, count * size))?;
     // ANCHOR_END: register_buffers
 
-    let dir = tempfile::tempdir()?;
+    let dir = uring_book::cleanup::tempdir()?;
     let file = File::options()
         .read(true)
         .write(true)

@@ -29,7 +29,7 @@ pub struct Args {
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     // Keeps the temporary directory alive until the end of `run`.
-    let tmp = tempfile::tempdir()?;
+    let tmp = uring_book::cleanup::tempdir()?;
     let path = match &args.path {
         Some(path) => path.clone(),
         None => tmp.path().join("ex4.dat"),
@@ -82,7 +82,7 @@ pub fn byte_at(offset: usize) -> u8 {
 pub async fn write_file(path: &Path) -> anyhow::Result<()> {
     let file = File::create(path)
         .await
-        .with_context(|| format!("creating {}", path.display()))?;
+        .with_context(|| format!("cannot create {}", path.display()))?;
     let data: Vec<u8> = (0..CHUNKS * CHUNK).map(byte_at).collect();
 
     // The Vec moves into the operation and comes back with its result.
@@ -131,7 +131,7 @@ async fn read_chunk(file: Rc<File>, pos: u64, len: usize) -> io::Result<Vec<u8>>
 pub async fn read_back(path: &Path) -> anyhow::Result<()> {
     let file = File::open(path)
         .await
-        .with_context(|| format!("opening {}", path.display()))?;
+        .with_context(|| format!("cannot open {}", path.display()))?;
     // Rc, not Arc: the tasks all run on this thread, so they need not be Send.
     let file = Rc::new(file);
     let tasks: Vec<_> = (0..CHUNKS)

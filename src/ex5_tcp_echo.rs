@@ -15,7 +15,7 @@ use socket2::{Domain, Socket, Type};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::{TcpListener, TcpStream};
-use uring_book::{diagnose, system};
+use uring_book::{diagnose, system, tcp_addr};
 
 /// Bytes read per read: also the most a connection holds in user space.
 pub const BUF_SIZE: usize = 16 * 1024;
@@ -26,8 +26,9 @@ pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The address to listen on; port 0 lets the kernel pick a free port
-    #[arg(long, default_value = "127.0.0.1:7878")]
+    /// The address to listen on (IP:PORT or localhost:PORT); port 0 lets the
+    /// kernel pick a free port
+    #[arg(long, default_value = tcp_addr::DEFAULT, value_parser = tcp_addr::parse)]
     pub addr: SocketAddr,
     /// Do not log each connection
     #[arg(long)]
@@ -96,7 +97,7 @@ pub fn listen(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     socket.set_reuse_address(true)?;
     socket
         .bind(&addr.into())
-        .with_context(|| format!("binding {addr}"))?;
+        .map_err(|err| tcp_addr::bind_error(addr, err))?;
     socket.listen(BACKLOG)?;
     Ok(TcpListener::from_std(socket.into()))
 }

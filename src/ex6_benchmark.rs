@@ -14,7 +14,7 @@ use uring_book::bench::fio::{self, FioJob};
 use uring_book::bench::machine::{self, FileSystem};
 use uring_book::bench::record::{self, Measured, Record, Settings};
 use uring_book::bench::{plot, report};
-use uring_book::diagnose;
+use uring_book::{cleanup, diagnose, usage};
 
 #[derive(clap::Args, Debug)]
 #[command(
@@ -34,13 +34,23 @@ pub struct Args {
     #[arg(long, value_parser = parse_size)]
     pub file_size: Option<u64>,
     /// Seconds each measured point runs [default: 2, --quick 0.25]
-    #[arg(long)]
+    #[arg(long, value_parser = usage::seconds::<600>)]
     pub seconds: Option<f64>,
-    /// Queue depths of the io_uring random-read sweeps
-    #[arg(long, value_delimiter = ',', default_value = "1,4,16,32,128")]
+    /// Queue depths of the io_uring random-read sweeps, 1 to 32768
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1,4,16,32,128",
+        value_parser = usage::one_to::<32768>
+    )]
     pub depths: Vec<usize>,
     /// Sizes of the pool of threads doing blocking preads
-    #[arg(long, value_delimiter = ',', default_value = "4,8,32")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "4,8,32",
+        value_parser = usage::one_to::<1024>
+    )]
     pub threads: Vec<usize>,
     /// Workloads to run: seq, cached, direct, tmpfs, echo; or multishot alone
     #[arg(
@@ -65,10 +75,20 @@ pub struct Args {
     #[arg(long)]
     pub from_json: Option<PathBuf>,
     /// Connection counts of the echo workload
-    #[arg(long, value_delimiter = ',', default_value = "1,10,100,1000")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1,10,100,1000",
+        value_parser = usage::at_least_one::<usize>
+    )]
     pub conns: Vec<usize>,
     /// Message sizes of the echo workload, in bytes
-    #[arg(long, value_delimiter = ',', default_value = "64,4096")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "64,4096",
+        value_parser = usage::one_to::<{ 64 << 20 }>
+    )]
     pub sizes: Vec<usize>,
     /// (internal) Be an echo server for the benchmark: tokio, std-threads, tokio-uring
     #[arg(long, hide = true)]
@@ -178,12 +198,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let fs = machine::file_system(&args.dir).map_err(|e| {
         anyhow!("--dir {}: {}", args.dir.display(), diagnose::errno_text(&e))
     })?;
-    let tmp = tempfile::Builder::new()
-        .prefix("uring-bench")
-        .tempdir_in(&args.dir)
-        .map_err(|e| {
-            anyhow!("--dir {}: {}", args.dir.display(), diagnose::errno_text(&e))
-        })?;
+    let tmp = cleanup::tempdir_in(&args.dir, "uring-bench").map_err(|e| {
+        anyhow!("--dir {}: {}", args.dir.display(), diagnose::errno_text(&e))
+    })?;
     // Refuse a run that could never finish before spending time on it.
     let probe = io_uring::IoUring::new(2).map_err(diagnose::setup)?;
     drop(probe);
@@ -200,9 +217,6 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         records: Vec::new(),
         notes: Vec::new(),
     };
-    if !(run.seconds > 0.0 && run.seconds <= 600.0) {
-        bail!("--seconds {} is not between 0 and 600", run.seconds);
-    }
     let fio = !args.no_fio && fio::available();
     if !args.no_fio && !fio {
         run.notes.push(
@@ -542,9 +556,7 @@ fn fio_record(
 /// The tmpfs workload: why io_uring can lose where there is no device.
 fn tmpfs_reads(steps: &mut Vec<Step>, fs: FileSystem, fio: bool) {
     steps.push(step("random reads, tmpfs, std and io_uring", move |r| {
-        let dir = tempfile::Builder::new()
-            .prefix("uring-bench")
-            .tempdir_in(&fs.mount_point)?;
+        let dir = cleanup::tempdir_in(&fs.mount_point, "uring-bench")?;
         let path = dir.path().join("data");
         let size = r.file_size.min(256 << 20);
         file::seq_write_std(&path, size, SEQ_CHUNK)?;

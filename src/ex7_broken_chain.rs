@@ -60,7 +60,7 @@ fn name(user_data: u64) -> &'static str {
 pub fn run() -> anyhow::Result<()> {
     let mut ring = ex7::ring(8)?;
     uring_book::ex7_probe::require(&ring, &[opcode::Read::CODE, opcode::Write::CODE])?;
-    let dir = tempfile::tempdir()?;
+    let dir = uring_book::cleanup::tempdir()?;
     let src_path = dir.path().join("source");
     std::fs::write(&src_path, SOURCE)?;
     let src = File::open(&src_path)?;
@@ -100,7 +100,7 @@ pub fn run() -> anyhow::Result<()> {
 
 /// The linked copy with a pipe as its source: each read asks for 64 KiB,
 /// the pipe never holds more than 4 KiB, so every read is short.
-fn pipe_copy(dir: &tempfile::TempDir) -> anyhow::Result<()> {
+fn pipe_copy(dir: &uring_book::cleanup::TempDir) -> anyhow::Result<()> {
     let (size, block, capacity) = (256 * 1024, 64 * 1024, 4096);
     println!(
         "\nthe linked copy from a pipe that holds {}, one pair of {} at a time:",

@@ -251,7 +251,7 @@ pub fn run() -> anyhow::Result<()> {
         ],
     );
 
-    let dir = tempfile::tempdir()?;
+    let dir = uring_book::cleanup::tempdir()?;
     println!(
         "\ncancel an fsync of {} MiB of dirty pages 2 ms after it starts:",
         FSYNC_BYTES >> 20

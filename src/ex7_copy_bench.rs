@@ -159,9 +159,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let size = args.size_mib as u64 * 1024 * 1024;
     let (block, pairs) = (args.block_kib as usize * 1024, args.pairs as usize);
     let base = args.dir.clone().unwrap_or_else(std::env::temp_dir);
-    let dir = tempfile::Builder::new()
-        .prefix("uring-book-copy")
-        .tempdir_in(&base)
+    let dir = uring_book::cleanup::tempdir_in(&base, "uring-book-copy")
         .with_context(|| format!("cannot make a directory in {}", base.display()))?;
     let fs = machine::file_system(dir.path())?;
     println!("machine: {}", machine::Machine::this().describe());

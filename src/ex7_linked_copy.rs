@@ -406,7 +406,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let (src, dst) = match (&args.src, &args.dst) {
         (Some(src), Some(dst)) => (src.clone(), dst.clone()),
         _ => {
-            let dir = tempfile::tempdir()?;
+            let dir = uring_book::cleanup::tempdir()?;
             let src = dir.path().join("source");
             let size = args.size_mib as u64 * 1024 * 1024;
             write_test_file(&src, size)?;

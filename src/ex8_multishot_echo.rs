@@ -16,12 +16,12 @@ use socket2::{Domain, Socket, Type};
 
 use uring_book::echo::multishot::{self, Config, Stats};
 use uring_book::echo::requirements;
-use uring_book::{ex5_tcp_echo, system};
+use uring_book::{ex5_tcp_echo, system, tcp_addr};
 
 #[derive(clap::Args)]
 pub struct Args {
     /// The address to listen on; port 0 lets the kernel pick a free port
-    #[arg(long, default_value = "127.0.0.1:7878")]
+    #[arg(long, default_value = tcp_addr::DEFAULT, value_parser = tcp_addr::parse)]
     pub addr: SocketAddr,
     /// Do not log each connection
     #[arg(long)]
@@ -118,7 +118,7 @@ pub fn listen(addr: SocketAddr, threads: u16) -> anyhow::Result<Vec<TcpListener>
         socket.set_tcp_nodelay(true)?;
         socket
             .bind(&addr.into())
-            .with_context(|| format!("binding {addr}"))?;
+            .map_err(|err| tcp_addr::bind_error(addr, err))?;
         socket.listen(ex5_tcp_echo::BACKLOG)?;
         let listener: TcpListener = socket.into();
         // Port 0: the other threads join the port the first one got.

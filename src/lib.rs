@@ -8,6 +8,7 @@
 extern crate self as uring_book;
 
 pub mod bench;
+pub mod cleanup;
 pub mod diagnose;
 pub mod doctor;
 pub mod echo;
@@ -30,5 +31,8 @@ pub mod exercises;
 pub mod feature_checks;
 pub mod features;
 pub mod in_flight;
+pub mod optional_tools;
 pub mod ring_frames;
 pub mod system;
+pub mod tcp_addr;
+pub mod usage;

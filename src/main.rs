@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::error::ErrorKind;
 use clap::{Args, Command, FromArgMatches};
 use uring_book::echo::client;
-use uring_book::{doctor, exercises};
+use uring_book::{cleanup, diagnose, doctor, exercises, usage};
 
 /// Commands that write to sockets (and so must survive EPIPE).
 const SOCKET_COMMANDS: &[&str] = &["5", "6", "8", "echo-client"];
@@ -66,11 +66,16 @@ fn main() -> ExitCode {
             None => unreachable!("clap accepts only registered subcommands"),
         },
     };
+    // A signal being handled ends the process from its own thread.
+    cleanup::settle();
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if usage::is_usage_error(&err) => {
+            eprintln!("error: {}; see --help", diagnose::error_line(&err));
+            ExitCode::from(2)
+        }
         Err(err) => {
-            // `{:#}` puts the whole chain of causes on one line.
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", diagnose::error_line(&err));
             ExitCode::FAILURE
         }
     }

@@ -139,3 +139,44 @@ fn a_closed_pipe_ends_the_output_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{stderr}");
 }
+
+/// fio and perf are optional: without them doctor warns, says what the
+/// benchmark loses and how to install them, and still passes.
+#[test]
+fn doctor_names_what_missing_fio_and_perf_cost() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .arg("doctor")
+        .env("PATH", empty.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    for tool in ["fio", "perf"] {
+        assert!(
+            stdout.contains(&format!(
+                "warn  {tool:<18} not installed (optional: the book runs without it)"
+            )),
+            "{stdout}"
+        );
+    }
+    let flat = stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains("no fio rows and an empty `vs fio` column"),
+        "{flat}"
+    );
+    assert!(
+        flat.contains("Install it: sudo apt-get install fio"),
+        "{flat}"
+    );
+    assert!(flat.contains("empty `server syscalls/msg`"), "{flat}");
+    assert!(
+        flat.contains("Install it: sudo apt-get install linux-perf"),
+        "{flat}"
+    );
+    assert!(stdout.lines().all(|l| l.len() <= 90), "{stdout}");
+    assert!(
+        stdout.ends_with("Everything the book needs is here.\n"),
+        "{stdout}"
+    );
+}

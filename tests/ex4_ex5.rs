@@ -96,7 +96,9 @@ fn ex4_missing_directory_is_one_line_and_exit_1() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
-        stderr.starts_with("error: creating /nonexistent-dir/file"),
+        stderr.starts_with(
+            "error: cannot create /nonexistent-dir/file: ENOENT (No such file or directory)"
+        ),
         "{stderr}"
     );
 }
@@ -122,7 +124,19 @@ fn ex5_address_in_use_is_one_line_and_exit_1() {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains(&format!("binding {addr}")), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "error: cannot bind {addr}: EADDRINUSE (Address already in use): \
+             another program listens on port"
+        )),
+        "{stderr}"
+    );
+    // The likely culprits and the fix.
+    assert!(stderr.contains("the book's container"), "{stderr}");
+    assert!(
+        stderr.contains("use another port, such as --addr"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -50,7 +50,7 @@ pub struct ServerProcess {
 
 /// perf stat's control and acknowledgement FIFOs and its output file.
 struct Perf {
-    dir: tempfile::TempDir,
+    dir: uring_book::cleanup::TempDir,
     ctl: std::fs::File,
     ack: BufReader<std::fs::File>,
 }
@@ -109,7 +109,7 @@ impl ServerProcess {
             serve.extend(["--cpu".into(), cpu.to_string()]);
         }
         let (mut cmd, perf) = if perf {
-            let dir = tempfile::tempdir()?;
+            let dir = uring_book::cleanup::tempdir()?;
             let (ctl, ack) = (dir.path().join("ctl"), dir.path().join("ack"));
             mkfifo(&ctl)?;
             mkfifo(&ack)?;
@@ -352,7 +352,7 @@ pub fn measure(
     let pid = server.pid();
     let cpu = process_cpu_time(pid)?;
     server.enable_counting()?;
-    let samples = tempfile::tempdir()?;
+    let samples = uring_book::cleanup::tempdir()?;
     let recorder = if profile {
         let data = samples.path().join("perf.data");
         let secs = format!("{:.2}", load.duration.as_secs_f64() / 2.0);
@@ -531,10 +531,20 @@ mod tests {
     fn cpu_time_of_this_process_grows_with_work() {
         let pid = std::process::id();
         let before = process_cpu_time(pid).unwrap();
-        let start = std::time::Instant::now();
+        // Busy for 50 ms of this thread's own CPU time, more than a clock tick
+        // of 10 ms: 50 ms of wall time may bring far less on a busy machine.
+        let thread_cpu = || {
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: fills a live timespec.
+            unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+            Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+        };
+        let start = thread_cpu();
         let mut x = 0u64;
-        // Busy for 50 ms: more than a clock tick of 10 ms.
-        while start.elapsed() < Duration::from_millis(50) {
+        while thread_cpu() - start < Duration::from_millis(50) {
             x = x.wrapping_add(std::hint::black_box(1));
         }
         assert!(x > 0);

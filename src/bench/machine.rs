@@ -164,9 +164,7 @@ fn mount_of(dir: &Path) -> Option<(String, String)> {
 /// Whether files in `dir` can be opened with O_DIRECT. Some file systems
 /// (older tmpfs, some FUSE and overlay setups) answer EINVAL.
 pub fn supports_o_direct(dir: &Path) -> io::Result<bool> {
-    let probe = tempfile::Builder::new()
-        .prefix(".odirect-probe")
-        .tempfile_in(dir)?;
+    let probe = uring_book::cleanup::tempfile_in(dir, ".odirect-probe")?;
     match fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_DIRECT)

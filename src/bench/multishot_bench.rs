@@ -307,7 +307,7 @@ fn profile(
 ) -> anyhow::Result<Breakdown> {
     let (conns, size) = options.profiled;
     let seconds = options.seconds.max(2.0);
-    let dir = tempfile::tempdir()?;
+    let dir = uring_book::cleanup::tempdir()?;
     let data = dir.path().join("perf.data");
     let server = ServerProcess::start(exe, engine, server_cpu, false)?;
     // The profile covers the middle of the run: connecting is over by then.

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use uring_book::{tcp_addr, usage};
 
 /// What to send, to whom, for how long.
 #[derive(Debug, Clone)]
@@ -396,17 +397,17 @@ async fn exchange(
 /// Load an echo server and verify every echoed byte.
 #[derive(clap::Args, Debug)]
 pub struct CliArgs {
-    /// The echo server's address
-    #[arg(long, default_value = "127.0.0.1:7878")]
+    /// The echo server's address (IP:PORT or localhost:PORT)
+    #[arg(long, default_value = tcp_addr::DEFAULT, value_parser = tcp_addr::parse)]
     pub addr: SocketAddr,
     /// Connections, all open at once
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = usage::at_least_one::<usize>)]
     pub conns: usize,
     /// Bytes per message
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = usage::one_to::<{ 64 << 20 }>)]
     pub size: usize,
     /// Seconds to keep sending
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, value_parser = usage::seconds::<86_400>)]
     pub secs: f64,
     /// Use a multi-thread tokio runtime with one worker (a worse client,
     /// for comparison)
@@ -416,10 +417,6 @@ pub struct CliArgs {
 
 /// Runs `echo-client` and prints its report.
 pub fn main(args: &CliArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        args.secs.is_finite() && args.secs > 0.0,
-        "--secs must be a positive number of seconds"
-    );
     let nofile =
         uring_book::system::raise_nofile_limit().context("raising RLIMIT_NOFILE")?;
     anyhow::ensure!(
