@@ -252,8 +252,10 @@ impl Sq<'_> {
     fn push(&mut self, entry: &squeue::Entry) -> io::Result<()> {
         loop {
             // SAFETY: what an entry points to outlives the request: buffers
-            // of the ring (unregistered only after the last CQE), and the
-            // backoff Timespec in the State (the kernel copies it at submit).
+            // of the ring (unregistered only after the last CQE), copies
+            // that stay in their queue until their send's CQE (`serve` leaks
+            // them otherwise), and the backoff Timespec in the State (the
+            // kernel copies it at submit).
             if unsafe { self.queue.push(entry) }.is_ok() {
                 return Ok(());
             }
@@ -383,19 +385,19 @@ pub fn serve(
     if config.direct {
         file_table(&uring)?; // for accepted sockets as direct descriptors
     }
-    let mut state = State::new(listener.as_raw_fd(), stop_fd, bufs, config.clone());
+    // Requests in flight read the copies the state owns and write into the
+    // ring's buffers: after an error or a panic, leak it rather than free it.
+    let state = State::new(listener.as_raw_fd(), stop_fd, bufs, config.clone());
+    let mut state = ManuallyDrop::new(state);
     if let Err(err) = event_loop(&mut uring, &mut state) {
-        // Requests may still be in flight, reading the copies the state owns
-        // and writing into the ring's buffers: leak both rather than free
-        // them under the kernel. Closing the ring cancels the requests.
-        drop(uring);
-        std::mem::forget(state);
+        drop(uring); // closing the ring cancels what is in flight
         return Err(err.into());
     }
     // The loop ends only when no request is in flight: nothing can write
     // into the buffers any more.
     state.bufs.unregister(&uring.submitter())?;
     drop(uring);
+    let state = ManuallyDrop::into_inner(state);
     anyhow::ensure!(
         state.connections() == 0,
         "{} connections were still open after stopping",
