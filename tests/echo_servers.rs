@@ -201,6 +201,23 @@ fn rss_kib(pid: u32) -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
+/// Resident memory of a server that is fully set up: after one echo, and
+/// once two readings 100 ms apart agree. A server may print `listening on`
+/// before its threads have mapped their buffers (exercise 8's 16 MiB ring).
+fn settled_rss_kib(server: &Server) -> u64 {
+    assert_round_trip(server.addr, b"warm up\n");
+    let deadline = Instant::now() + TIMEOUT;
+    let mut last = rss_kib(server.pid());
+    loop {
+        thread::sleep(Duration::from_millis(100));
+        let now = rss_kib(server.pid());
+        if now.abs_diff(last) < 256 || Instant::now() > deadline {
+            return now;
+        }
+        last = now;
+    }
+}
+
 /// How many descriptors a process has open, from /proc.
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -306,7 +323,7 @@ pub mod checks {
         let size = (2 * (sysctl_max("tcp_wmem") + sysctl_max("tcp_rmem")) + (8 << 20))
             .max(32 << 20);
         let data = Arc::new(payload(4, size));
-        let before = rss_kib(server.pid());
+        let before = settled_rss_kib(server);
         let mut stream = connect(server.addr);
         let mut writer = stream.try_clone().unwrap();
         let sent = data.clone();
@@ -338,7 +355,7 @@ pub mod checks {
         const CLIENTS: usize = 50;
         const EACH: usize = 32 << 20;
         let chunk = Arc::new(payload(5, 64 << 10));
-        let before = rss_kib(server.pid());
+        let before = settled_rss_kib(server);
         let streams: Vec<TcpStream> =
             (0..CLIENTS).map(|_| connect(server.addr)).collect();
         let writers: Vec<_> = streams
