@@ -30,4 +30,5 @@ pub mod feature_checks;
 pub mod features;
 pub mod in_flight;
 pub mod ring_frames;
+pub mod solutions;
 pub mod system;
