@@ -4,6 +4,7 @@
 /// Exercise 1.1: read a file with 1-byte and with 64 KiB reads, time both, and
 /// count the io_uring_enter calls of each from outside, as strace does.
 pub mod one_byte {
+    use std::path::Path;
     use std::process::Command;
     use std::time::Instant;
 
@@ -32,54 +33,62 @@ pub mod one_byte {
 
     // ANCHOR: one_byte
     pub fn run(args: &Args) -> anyhow::Result<()> {
-        let data: Vec<u8> = (0..args.size_kib as usize * 1024)
-            .map(|i| i as u8)
-            .collect();
+        let len = args.size_kib as usize * 1024;
+        let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("data");
         std::fs::write(&path, &data)?;
-        // Timed here, around the reads only (`time` would add the start-up),
-        // the sizes interleaved so that a slow moment does not hit one only.
+        let timed = time_reads(&path, &data)?;
+        println!("{} bytes, median of {ROUNDS} rounds", data.len());
+        println!("--buf-size  reads  io_uring_enter  ns per read  ns per byte");
+        for (&buf_size, &(reads, ns)) in BUF_SIZES.iter().zip(&timed) {
+            // Counted from outside, as `strace -c` does: exercise 1 as a child.
+            let mut child = Command::new(exercises_binary()?);
+            child.args(["1".as_ref(), path.as_os_str()]);
+            child.arg(format!("--buf-size={buf_size}"));
+            let enters = trace::enters(&trace::trace(child)?).len();
+            ensure!(enters == reads, "{enters} calls for {reads} reads");
+            let (per_read, per_byte) = (ns / reads as f64, ns / data.len() as f64);
+            println!(
+                "{buf_size:>10} {reads:>6} {enters:>15} {per_read:>12.0} {per_byte:>12.2}"
+            );
+        }
+        let per_read = |(reads, ns): (usize, f64)| ns / reads as f64;
+        let (read, byte) = (
+            per_read(timed[1]) / per_read(timed[0]),
+            timed[0].1 / timed[1].1,
+        );
+        println!("a read cost {read:.0} times as much with 64 KiB buffers,");
+        println!("a byte {byte:.0} times as much with 1-byte buffers");
+        Ok(())
+    }
+    // ANCHOR_END: one_byte
+
+    /// Reads the file with exercise 1's `read_to_end` and each of BUF_SIZES,
+    /// in ROUNDS interleaved rounds, and checks the bytes. Returns, for each
+    /// size, the reads it took and the median time in nanoseconds. Only the
+    /// reads are timed: `time` would add the program's start-up.
+    fn time_reads(path: &Path, data: &[u8]) -> anyhow::Result<Vec<(usize, f64)>> {
         let mut ns = vec![Vec::new(); BUF_SIZES.len()];
         let mut reads = vec![0; BUF_SIZES.len()];
         for _ in 0..ROUNDS {
             for (i, &buf_size) in BUF_SIZES.iter().enumerate() {
                 let mut ring = IoUring::new(8).map_err(diagnose::setup)?;
                 let start = Instant::now();
-                let (content, cqes) = read_to_end(&mut ring, &open(&path)?, buf_size)?;
+                let (content, cqes) = read_to_end(&mut ring, &open(path)?, buf_size)?;
                 ns[i].push(start.elapsed().as_nanos() as f64);
                 ensure!(content == data, "the bytes read differ from the file");
                 reads[i] = cqes.len();
             }
         }
-        println!("{} bytes, median of {ROUNDS} rounds", data.len());
-        println!("--buf-size  reads  io_uring_enter  ns per read  ns per byte");
-        for (i, buf_size) in BUF_SIZES.into_iter().enumerate() {
-            // Counted from outside, as `strace -c` does: exercise 1 as a child.
-            let mut child = Command::new(exercises_binary()?);
-            child
-                .arg("1")
-                .arg(&path)
-                .arg(format!("--buf-size={buf_size}"));
-            let enters = trace::enters(&trace::trace(child)?).len();
-            ensure!(enters == reads[i], "{enters} calls for {} reads", reads[i]);
-            let median = median(&mut ns[i]);
-            let (per_read, per_byte) =
-                (median / enters as f64, median / data.len() as f64);
-            let n = reads[i];
-            println!(
-                "{buf_size:>10} {n:>6} {enters:>15} {per_read:>12.0} {per_byte:>12.2}"
-            );
-        }
-        let ratio = median(&mut ns[0]) / median(&mut ns[1]);
-        println!("a byte cost {ratio:.0} times as much with 1-byte reads");
-        Ok(())
-    }
-    // ANCHOR_END: one_byte
-
-    fn median(values: &mut [f64]) -> f64 {
-        values.sort_by(f64::total_cmp);
-        values[values.len() / 2]
+        Ok(reads
+            .into_iter()
+            .zip(ns)
+            .map(|(reads, mut ns)| {
+                ns.sort_by(f64::total_cmp);
+                (reads, ns[ns.len() / 2])
+            })
+            .collect())
     }
 }
 
@@ -95,8 +104,7 @@ pub mod two_in_flight {
     use uring_book::{diagnose, system};
 
     // ANCHOR: two_in_flight
-    /// Reads `file` to its end with two reads in flight: one io_uring_enter
-    /// submits both and waits for both. Returns the bytes and each call's CQEs.
+    /// Reads `file` with two reads in flight; returns the bytes and the CQEs.
     pub fn read_to_end_two(
         ring: &mut IoUring,
         file: &File,
@@ -122,9 +130,9 @@ pub mod two_in_flight {
             // Rule 4: each buffer by its read's user_data, not by arrival.
             let [first, second] = [find(&cqes, 0)?.res, find(&cqes, 1)?.res];
             calls.push(cqes);
-            if let Some(res) = [first, second].into_iter().find(|&res| res < 0) {
-                let err = diagnose::errno_text(&diagnose::cqe_error(res));
-                bail!("a read failed: {err}");
+            if first < 0 || second < 0 {
+                let err = diagnose::cqe_error(first.min(second));
+                bail!("a read failed: {}", diagnose::errno_text(&err));
             }
             content.extend_from_slice(&bufs[0][..first as usize]);
             // Rule 5: after a short first read, the second one left a gap.
@@ -165,8 +173,7 @@ pub mod two_in_flight {
             calls.len()
         );
         println!(
-            "exercise 1:    {} bytes in {} reads and {} io_uring_enter calls; \
-             the bytes are equal",
+            "exercise 1:    {} bytes in {} reads and {} io_uring_enter calls, equal",
             one.len(),
             cqes.len(),
             cqes.len()
@@ -220,11 +227,8 @@ pub mod no_sqarray {
             .map_err(no_sqarray_refused)?;
         let (content, cqes) = read_to_end(&mut ring, &open(&path)?, 64)?;
         ensure!(content == DEFAULT_TEXT.as_bytes(), "the bytes read differ");
-        println!(
-            "with the crate's setup_no_sqarray(): {} bytes in {} reads, equal to the file",
-            content.len(),
-            cqes.len()
-        );
+        let (bytes, reads) = (content.len(), cqes.len());
+        println!("setup_no_sqarray(): {bytes} bytes in {reads} reads, equal to the file");
         Ok(())
     }
     // ANCHOR_END: with_the_crate

@@ -6,6 +6,7 @@
 /// CAP_IPC_LOCK, with more and more buffers; then two copies at once.
 pub mod find_limit {
     use std::io::{BufRead, BufReader};
+    use std::path::Path;
     use std::process::{Output, Stdio};
 
     use anyhow::{bail, ensure};
@@ -36,11 +37,16 @@ pub mod find_limit {
         ensure!(most < 16, "16 buffers of 64 KiB fit under a 1 MiB limit");
         println!("at most {most} fit: 16 x 64 KiB is 1 MiB, but pages are charged whole");
         explain(most, pages);
+        two_at_once(&bin.path)
+    }
+    // ANCHOR_END: find_limit
 
-        // Two copies at once, as one user: the second finds the first's charge.
+    // ANCHOR: two_at_once
+    /// Two copies at once, as one user: the second finds the first's charge.
+    fn two_at_once(bin: &Path) -> anyhow::Result<()> {
         println!("\ntwo copies at once, as one user, 8 buffers each:");
         let (uid, eight) = (fresh_user(), ["3", "--buffers=8", "--measure-ops=1000000"]);
-        let mut first = memlock_limited_as(uid, LIMIT, &bin.path)
+        let mut first = memlock_limited_as(uid, LIMIT, bin)
             .args(eight)
             .stdout(Stdio::piped())
             .spawn()?;
@@ -48,7 +54,7 @@ pub mod find_limit {
         let (mut line, mut output) =
             (String::new(), BufReader::new(first.stdout.take().unwrap()));
         output.read_line(&mut line)?;
-        let second = memlock_limited_as(uid, LIMIT, &bin.path)
+        let second = memlock_limited_as(uid, LIMIT, bin)
             .args(&eight[..2])
             .arg("--measure-ops=0")
             .output();
@@ -59,12 +65,16 @@ pub mod find_limit {
         if !line.starts_with("registered") {
             bail!("the first copy failed on its own: {line}");
         }
-        println!("  first:  {}", line.trim_end());
+        let first_said = line.split_once(" (").and_then(|(_, r)| r.split_once(')'));
+        println!(
+            "  first:  registered, {}",
+            first_said.map_or("", |(spanned, _)| spanned)
+        );
         println!("  second: {}", outcome(&second));
         ensure!(!second.status.success(), "both copies fit under one limit");
         Ok(())
     }
-    // ANCHOR_END: find_limit
+    // ANCHOR_END: two_at_once
 
     /// The arithmetic behind the limit, from what the children reported.
     fn explain(most: usize, pages: usize) {
@@ -190,12 +200,14 @@ pub mod o_direct {
     }
 
     pub fn run(args: &Args) -> anyhow::Result<()> {
-        let on =
-            filesystem(&File::open(&args.dir).context(args.dir.display().to_string())?);
+        let dir =
+            File::open(&args.dir).with_context(|| args.dir.display().to_string())?;
+        let on = filesystem(&dir);
         if on == "tmpfs" {
             bail!(
-                "{} is on tmpfs, which accepts O_DIRECT since Linux 6.6 but has no device \
-                 behind it: there is nothing to measure. Pass --dir with a directory on a disk",
+                "{} is on tmpfs, which accepts O_DIRECT since Linux 6.6 but has no \
+                 device behind it: there is nothing to measure. Pass --dir with a \
+                 directory on a disk",
                 args.dir.display()
             );
         }

@@ -118,7 +118,8 @@ pub fn trace(mut cmd: Command) -> anyhow::Result<Vec<Event>> {
             return match libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
                 true => Ok(events),
                 false => Err(anyhow!(
-                    "the traced program failed (wait status {status:#x}); its output:\n{}",
+                    "the traced program failed (wait status {status:#x}); \
+                     its output:\n{}",
                     String::from_utf8_lossy(&stdout(&events))
                 )),
             };
