@@ -84,15 +84,19 @@ fn one_byte_reads_cost_one_enter_each() {
 fn two_reads_in_flight_halve_the_calls() {
     let out = ok(&["1.2"]);
     assert!(
-        out.contains("two in flight: 194 bytes in 6 reads and 3 io_uring_enter calls"),
+        out.contains(
+            "two in flight: 194 bytes in 6 reads, 3 rounds of submit_and_wait(2)"
+        ),
         "{out}"
     );
     assert!(
-        out.contains("exercise 1:    194 bytes in 5 reads and 5 io_uring_enter calls"),
+        out.contains(
+            "exercise 1:    194 bytes in 5 reads, 5 rounds of submit_and_wait(1)"
+        ),
         "{out}"
     );
     assert!(
-        out.contains("io_uring_enter 2: user_data=0 res=64, user_data=1 res=2"),
+        out.contains("round 2: user_data=0 res=64, user_data=1 res=2"),
         "{out}"
     );
 }

@@ -41,6 +41,7 @@ pub mod one_byte {
         let timed = time_reads(&path, &data)?;
         println!("{} bytes, median of {ROUNDS} rounds", data.len());
         println!("--buf-size  reads  io_uring_enter  ns per read  ns per byte");
+        let mut costs = Vec::new();
         for (&buf_size, &(reads, ns)) in BUF_SIZES.iter().zip(&timed) {
             // Counted from outside, as `strace -c` does: exercise 1 as a child.
             let mut child = Command::new(exercises_binary()?);
@@ -52,14 +53,17 @@ pub mod one_byte {
             println!(
                 "{buf_size:>10} {reads:>6} {enters:>15} {per_read:>12.0} {per_byte:>12.2}"
             );
+            costs.push((per_read, per_byte));
         }
-        let per_read = |(reads, ns): (usize, f64)| ns / reads as f64;
-        let (read, byte) = (
-            per_read(timed[1]) / per_read(timed[0]),
-            timed[0].1 / timed[1].1,
+        let (small, big) = (costs[0], costs[1]);
+        println!(
+            "a read cost {:.0} times as much with 64 KiB buffers,",
+            big.0 / small.0
         );
-        println!("a read cost {read:.0} times as much with 64 KiB buffers,");
-        println!("a byte {byte:.0} times as much with 1-byte buffers");
+        println!(
+            "a byte {:.0} times as much with 1-byte buffers",
+            small.1 / big.1
+        );
         Ok(())
     }
     // ANCHOR_END: one_byte
@@ -99,9 +103,10 @@ pub mod two_in_flight {
 
     use anyhow::{anyhow, bail, ensure};
     use io_uring::{opcode, types, IoUring};
+    use uring_book::diagnose::{self, cqe_error, errno_text};
     use uring_book::ex1_basic_read::{open, read_to_end, DEFAULT_TEXT};
     use uring_book::ex7_chains_deadlines_cancel::{complete, find, Cqe};
-    use uring_book::{diagnose, system};
+    use uring_book::system;
 
     // ANCHOR: two_in_flight
     /// Reads `file` with two reads in flight; returns the bytes and the CQEs.
@@ -114,37 +119,43 @@ pub mod two_in_flight {
         let mut bufs = [vec![0u8; buf_size], vec![0u8; buf_size]];
         let (mut content, mut calls) = (Vec::new(), Vec::new());
         loop {
-            let start = content.len();
-            for (i, buf) in bufs.iter_mut().enumerate() {
-                let read = opcode::Read::new(fd, buf.as_mut_ptr(), buf_size as u32)
-                    .offset((start + i * buf_size) as u64)
-                    .build()
-                    .user_data(i as u64);
-                // SAFETY: rules 1 and 2: `complete` gives `bufs` back only with
-                // both CQEs, or leaks them (rule 3); `file` outlives the call.
-                unsafe { ring.submission().push(&read) }
-                    .map_err(|_| anyhow!("the submission queue is full"))?;
-            }
+            let reads: Vec<_> = (0..2)
+                .map(|i| {
+                    opcode::Read::new(fd, bufs[i].as_mut_ptr(), buf_size as u32)
+                        .offset((content.len() + i * buf_size) as u64)
+                        .build()
+                        .user_data(i as u64)
+                })
+                .collect();
+            // SAFETY: rules 1 and 2: `complete` gives `bufs` back only with
+            // both CQEs, or leaks them (rule 3); `file` outlives the call.
+            unsafe { ring.submission().push_multiple(&reads) }
+                .map_err(|_| anyhow!("the submission queue is full"))?;
             let (cqes, back) = complete(ring, 2, bufs)?;
             bufs = back;
             // Rule 4: each buffer by its read's user_data, not by arrival.
-            let [first, second] = [find(&cqes, 0)?.res, find(&cqes, 1)?.res];
+            let [first, second] = [bytes(find(&cqes, 0)?)?, bytes(find(&cqes, 1)?)?];
             calls.push(cqes);
-            if first < 0 || second < 0 {
-                let err = diagnose::cqe_error(first.min(second));
-                bail!("a read failed: {}", diagnose::errno_text(&err));
-            }
-            content.extend_from_slice(&bufs[0][..first as usize]);
+            content.extend_from_slice(&bufs[0][..first]);
             // Rule 5: after a short first read, the second one left a gap.
-            if first as usize == buf_size {
-                content.extend_from_slice(&bufs[1][..second as usize]);
+            if first == buf_size {
+                content.extend_from_slice(&bufs[1][..second]);
             }
-            if first == 0 || (first as usize == buf_size && second == 0) {
+            if first == 0 || (first == buf_size && second == 0) {
                 return Ok((content, calls)); // a read of 0: the end of the file
             }
         }
     }
     // ANCHOR_END: two_in_flight
+
+    /// The bytes a read moved, or its error (rule 5: a negative `res` is
+    /// `-errno`).
+    fn bytes(cqe: Cqe) -> anyhow::Result<usize> {
+        match cqe.res {
+            res if res < 0 => bail!("a read failed: {}", errno_text(&cqe_error(res))),
+            n => Ok(n as usize),
+        }
+    }
 
     /// Reads exercise 1's file both ways and compares bytes and calls.
     pub fn run() -> anyhow::Result<()> {
@@ -158,7 +169,7 @@ pub mod two_in_flight {
                 .iter()
                 .map(|c| format!("user_data={} res={}", c.user_data, res(c.res)))
                 .collect();
-            println!("io_uring_enter {}: {}", n + 1, shown.join(", "));
+            println!("round {}: {}", n + 1, shown.join(", "));
         }
         let (one, cqes) = read_to_end(&mut ring, &open(&path)?, 64)?;
         ensure!(
@@ -168,12 +179,12 @@ pub mod two_in_flight {
         ensure!(one == two, "exercise 1 and this solution disagree");
         let reads: usize = calls.iter().map(Vec::len).sum();
         println!(
-            "two in flight: {} bytes in {reads} reads and {} io_uring_enter calls",
+            "two in flight: {} bytes in {reads} reads, {} rounds of submit_and_wait(2)",
             two.len(),
             calls.len()
         );
         println!(
-            "exercise 1:    {} bytes in {} reads and {} io_uring_enter calls, equal",
+            "exercise 1:    {} bytes in {} reads, {} rounds of submit_and_wait(1); equal",
             one.len(),
             cqes.len(),
             cqes.len()

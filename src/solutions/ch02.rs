@@ -30,23 +30,28 @@ pub mod count_calls {
                 ensure!(counted == part.calls.len(), "the exercise said {counted}");
                 println!("  (the exercise counted {counted} too)");
             }
-            // Repeated calls once, with a count, as `uniq -c` would.
-            let mut i = 0;
-            while i < part.calls.len() {
-                let same = part.calls[i..].iter().take_while(|&&c| c == part.calls[i]);
-                let n = same.count();
-                let times = if n > 1 {
-                    format!("  x{n}")
-                } else {
-                    String::new()
-                };
-                println!("  {}{times}", part.calls[i]);
-                i += n;
+            for line in uniq(&part.calls) {
+                println!("  {line}");
             }
         }
         Ok(())
     }
     // ANCHOR_END: count_calls
+
+    /// Each call as strace prints it, repeated calls once with a count.
+    fn uniq(calls: &[Enter]) -> Vec<String> {
+        let mut lines = Vec::new();
+        let mut i = 0;
+        while i < calls.len() {
+            let n = calls[i..].iter().take_while(|&&c| c == calls[i]).count();
+            lines.push(match n {
+                1 => calls[i].to_string(),
+                n => format!("{}  x{n}", calls[i]),
+            });
+            i += n;
+        }
+        lines
+    }
 
     /// `io_uring_enter x16, consuming ...` gives 16.
     fn enter_count(line: &str) -> Option<usize> {
@@ -256,12 +261,10 @@ pub mod linked {
             .build()
             .user_data(1);
         // SAFETY: rules 1 and 2: `complete` gives both buffers back only with
-        // both CQEs, or leaks them; `file` outlives the call.
-        unsafe {
-            let mut sq = ring.submission();
-            sq.push(&write).map_err(|_| anyhow!("the SQ is full"))?;
-            sq.push(&read).map_err(|_| anyhow!("the SQ is full"))?;
-        }
+        // both CQEs, or leaks them; `file` outlives the call. Both SQEs go in,
+        // or neither does: a lone write would outlive `data`.
+        unsafe { ring.submission().push_multiple(&[write, read]) }
+            .map_err(|_| anyhow!("the SQ is full"))?;
         let (cqes, (_data, back)) = complete(ring, 2, (data, back))?;
         Ok((find(&cqes, 0)?, find(&cqes, 1)?, back))
     }
@@ -279,7 +282,7 @@ pub mod linked {
             "a short transfer"
         );
         ensure!(back == data, "the bytes read back differ");
-        println!("one io_uring_enter, and the bytes read back are equal");
+        println!("both submitted by one io_uring_enter; the bytes read back are equal");
 
         // A file size limit of 16 bytes makes the write short.
         let limit = 16;

@@ -9,7 +9,7 @@ pub mod find_limit {
     use std::path::Path;
     use std::process::{Output, Stdio};
 
-    use anyhow::{bail, ensure};
+    use anyhow::{bail, ensure, Context};
     use uring_book::solutions::exercises_binary;
     use uring_book::solutions::memlock_child::{
         bin_for_any_user, fresh_user, memlock_limited, memlock_limited_as,
@@ -18,6 +18,10 @@ pub mod find_limit {
 
     /// The limit: exactly 16 of exercise 3's 64 KiB buffers.
     pub const LIMIT: u64 = 1 << 20;
+
+    /// What a failure to start a child means.
+    const UNDER_LIMIT: &str = "running exercise 3 under prlimit (and setpriv as root): \
+                               install util-linux";
 
     // ANCHOR: find_limit
     pub fn run() -> anyhow::Result<()> {
@@ -28,7 +32,8 @@ pub mod find_limit {
         for buffers in 12..=16 {
             let out = memlock_limited(LIMIT, &bin.path)
                 .args(["3", "--measure-ops=0", &format!("--buffers={buffers}")])
-                .output()?;
+                .output()
+                .context(UNDER_LIMIT)?;
             println!("  --buffers={buffers}: {}", outcome(&out));
             if out.status.success() {
                 (most, pages) = (buffers, pages_spanned(&out).unwrap_or(0));
@@ -49,7 +54,8 @@ pub mod find_limit {
         let mut first = memlock_limited_as(uid, LIMIT, bin)
             .args(eight)
             .stdout(Stdio::piped())
-            .spawn()?;
+            .spawn()
+            .context(UNDER_LIMIT)?;
         // Keep reading its output open: a closed pipe would end it (SIGPIPE).
         let (mut line, mut output) =
             (String::new(), BufReader::new(first.stdout.take().unwrap()));

@@ -75,7 +75,7 @@ pub const SOLUTIONS: &[Solution] = &[
     ),
     solution!(
         "1.2",
-        "Two reads in flight: half the io_uring_enter calls",
+        "Two reads in flight: two reads per io_uring_enter",
         ch01::two_in_flight::run
     ),
     solution!(
