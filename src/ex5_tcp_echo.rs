@@ -137,7 +137,7 @@ pub async fn serve(listener: TcpListener, stats: Rc<Stats>, quiet: bool) -> io::
 
 /// Errors of one pending connection, not of the listener. accept(2) asks to
 /// treat the network errors it passes on like EAGAIN.
-fn is_per_connection(err: &io::Error) -> bool {
+pub fn is_per_connection(err: &io::Error) -> bool {
     use libc::*;
     // The client gave up, a firewall refused it, a protocol error, a signal;
     // then the network errors of accept(2)'s list.
@@ -150,7 +150,7 @@ fn is_per_connection(err: &io::Error) -> bool {
 }
 
 /// The process or the system is out of descriptors or memory, for now.
-fn is_out_of_resources(err: &io::Error) -> bool {
+pub fn is_out_of_resources(err: &io::Error) -> bool {
     let exhausted = [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM];
     err.raw_os_error().is_some_and(|e| exhausted.contains(&e))
 }

@@ -42,7 +42,7 @@ pub struct Args {
     /// Sizes of the pool of threads doing blocking preads
     #[arg(long, value_delimiter = ',', default_value = "4,8,32")]
     pub threads: Vec<usize>,
-    /// Workloads to run: seq, cached, direct, tmpfs, echo
+    /// Workloads to run: seq, cached, direct, tmpfs, echo; or multishot alone
     #[arg(
         long,
         value_delimiter = ',',
@@ -90,6 +90,8 @@ pub enum Workload {
     Tmpfs,
     /// TCP echo on loopback
     Echo,
+    /// Chapter 8's measurements of exercise 8 (runs alone; six minutes)
+    Multishot,
 }
 
 /// `256M`, `1G`, `4096`, `64K`: bytes, with an optional binary suffix.
@@ -162,6 +164,9 @@ type Step = (String, Box<dyn FnOnce(&mut Run) -> anyhow::Result<()>>);
 pub fn run(args: &Args) -> anyhow::Result<()> {
     if let Some(engine) = &args.serve {
         return echo::serve(engine, args.cpu);
+    }
+    if args.workloads.contains(&Workload::Multishot) {
+        return chapter8(args);
     }
     if let Some(path) = &args.from_json {
         let text = std::fs::read_to_string(path)
@@ -665,8 +670,13 @@ fn echo_steps(
 }
 
 /// The echo servers, in the order the tables show them.
-const ECHO_SERVERS: [&str; 4] =
-    ["tokio-uring", "tokio-uring+coop", "tokio", "std-threads"];
+const ECHO_SERVERS: [&str; 5] = [
+    "tokio-uring",
+    "tokio-uring+coop",
+    "uring-multishot",
+    "tokio",
+    "std-threads",
+];
 
 /// Tables on stdout, and the files asked for.
 fn output(records: &[Record], args: &Args) -> anyhow::Result<()> {
@@ -685,6 +695,46 @@ fn output(records: &[Record], args: &Args) -> anyhow::Result<()> {
     }
     if let Some(path) = &args.summary {
         std::fs::write(path, report::summary_markdown(records, &command_line()))
+            .with_context(|| format!("--summary {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// `--workloads multishot`: chapter 8's measurements, with files of their
+/// own (`--json`, `--summary`), or their tables again from `--from-json`.
+fn chapter8(args: &Args) -> anyhow::Result<()> {
+    use uring_book::bench::{multishot_bench, multishot_report};
+    if args.workloads != [Workload::Multishot] {
+        bail!("--workloads multishot runs alone: it writes chapter 8's own files");
+    }
+    let run = match &args.from_json {
+        Some(path) => multishot_bench::from_json(path)?,
+        None => {
+            let options = if args.quick {
+                multishot_bench::Options::quick()
+            } else {
+                multishot_bench::Options::full(args.seconds.unwrap_or(2.0))
+            };
+            let exe = std::env::current_exe().context("the path of this program")?;
+            let bar = ProgressBar::new_spinner();
+            let run = multishot_bench::run(&exe, &options, &command_line(), &|what| {
+                bar.set_message(what.to_string());
+                bar.tick();
+            })?;
+            bar.finish_and_clear();
+            run
+        }
+    };
+    print!("{}", multishot_report::text(&run));
+    for note in &run.notes {
+        println!("note: {note}");
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, multishot_bench::to_json(&run))
+            .with_context(|| format!("--json {}", path.display()))?;
+    }
+    if let Some(path) = &args.summary {
+        std::fs::write(path, multishot_report::summary_markdown(&run))
             .with_context(|| format!("--summary {}", path.display()))?;
     }
     Ok(())

@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsRawFd;
 
-use anyhow::anyhow;
+use anyhow::{anyhow, Context};
 use io_uring::{opcode, squeue, types, IoUring};
 use uring_book::ex7_chains_deadlines_cancel::{self as ex7, Cqe};
 use uring_book::ex7_linked_copy::{self as copy, human};
@@ -132,10 +132,10 @@ fn pipe_copy(dir: &tempfile::TempDir) -> anyhow::Result<()> {
     let mut ring = ex7::ring(8)?;
     let stats = copy::copy_linked(&mut ring, &rx, &dst, size, block, 1);
     drop(rx); // if the copy failed, the writer must not block forever
-    writer
-        .join()
-        .map_err(|_| anyhow!("the pipe's writer panicked"))??;
-    let stats = stats?;
+    let written = writer.join();
+    // The copy's own error first: a failed copy makes the writer fail too.
+    let stats = stats.context("the linked copy from the pipe")?;
+    written.map_err(|_| anyhow!("the pipe's writer panicked"))??;
     println!(
         "  copied {} in {} linked pairs",
         human(stats.bytes),

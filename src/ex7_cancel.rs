@@ -33,15 +33,15 @@ fn recv(sock: &UnixStream, buf: &mut [u8], user_data: u64) -> squeue::Entry {
 
 // ANCHOR: cancel_recv
 /// A receive that would wait forever (user_data 1), then an AsyncCancel of
-/// it (2). Returns both CQEs in the order they came.
+/// it (2), in one submission: the kernel parks the receive on the socket,
+/// then the cancel finds it there. Returns both CQEs in the order they came.
 pub fn cancel_idle_recv(
     ring: &mut IoUring,
     sock: &UnixStream,
 ) -> anyhow::Result<Vec<Cqe>> {
     let mut buf = vec![0u8; 64];
-    push(ring, &[recv(sock, &mut buf, 1)])?;
-    ring.submit()?; // the receive is now in the kernel, waiting for data
-    push(ring, &[opcode::AsyncCancel::new(1).build().user_data(2)])?;
+    let cancel = opcode::AsyncCancel::new(1).build().user_data(2);
+    push(ring, &[recv(sock, &mut buf, 1), cancel])?;
     let (cqes, buf) = ex7::complete(ring, 2, buf)?;
     drop(buf); // ours again: the receive's own CQE is in
     Ok(cqes)
@@ -77,15 +77,14 @@ pub fn cancel_running(
     let mut file = File::create(dir.join("dirty"))?;
     file.write_all(&vec![7u8; FSYNC_BYTES])?;
     let start = Instant::now();
-    push(
-        ring,
-        &[opcode::Fsync::new(types::Fd(file.as_raw_fd()))
-            .build()
-            .user_data(1)],
-    )?;
-    ring.submit()?;
+    let fsync = opcode::Fsync::new(types::Fd(file.as_raw_fd())).build();
+    push(ring, &[fsync.user_data(1)])?;
+    let file = ex7::submit(ring, file)?; // the fsync is in the kernel
     std::thread::sleep(wait);
-    push(ring, &[opcode::AsyncCancel::new(1).build().user_data(2)])?;
+    let cancel = opcode::AsyncCancel::new(1).build().user_data(2);
+    if let Err(err) = push(ring, &[cancel]) {
+        return Err(ex7::leak(file, err)); // keep the descriptor open (rule 2)
+    }
     let (cqes, _file) = ex7::complete(ring, 2, file)?;
     Ok((cqes, start.elapsed()))
 }
@@ -99,17 +98,16 @@ pub fn has_cancel_flags() -> bool {
 
 // ANCHOR: cancel_fd
 /// Three receives on one socket (user_data 1-3), then one cancel (4) of
-/// every request on that descriptor: its res is how many it cancelled.
+/// every request on that descriptor: its res is how many it found.
 pub fn cancel_fd_all(ring: &mut IoUring, sock: &UnixStream) -> anyhow::Result<Vec<Cqe>> {
     let mut bufs = vec![vec![0u8; 64]; 3];
-    let recvs: Vec<_> = (1..)
+    let mut sqes: Vec<_> = (1..)
         .zip(&mut bufs)
         .map(|(ud, b)| recv(sock, b, ud))
         .collect();
-    push(ring, &recvs)?;
-    ring.submit()?;
     let all = types::CancelBuilder::fd(types::Fd(sock.as_raw_fd())).all();
-    push(ring, &[opcode::AsyncCancel2::new(all).build().user_data(4)])?;
+    sqes.push(opcode::AsyncCancel2::new(all).build().user_data(4));
+    push(ring, &sqes)?;
     Ok(ex7::complete(ring, 4, bufs)?.0)
 }
 // ANCHOR_END: cancel_fd
@@ -133,7 +131,9 @@ pub fn shutdown<T>(
         let one = |&ud| opcode::AsyncCancel::new(ud).build().user_data(CANCEL);
         in_flight.iter().map(one).collect()
     };
-    push(&mut ring, &cancels)?;
+    if let Err(err) = push(&mut ring, &cancels) {
+        return Err(ex7::leak(memory, err)); // the requests are still in flight
+    }
     let (cqes, memory) =
         ex7::complete(&mut ring, in_flight.len() + cancels.len(), memory)?;
     drop(ring); // nothing in flight: dropping cannot free memory under the kernel
@@ -160,13 +160,14 @@ pub fn drop_with_write_in_flight(dir: &Path) -> anyhow::Result<Dropped> {
     let path = dir.join("written-after-drop");
     let file = File::create(&path)?;
     let mut ring = ex7::ring(4)?;
-    let buf = vec![b'x'; DROP_WRITE_BYTES];
-    let write =
-        opcode::Write::new(types::Fd(file.as_raw_fd()), buf.as_ptr(), buf.len() as u32)
-            .build()
-            .flags(squeue::Flags::ASYNC);
-    // SAFETY: `buf` is never freed: it is leaked below, because nothing can
-    // tell us when the kernel is done with it once the ring is dropped.
+    // Leaked from the start: once the ring is dropped, nothing can tell us
+    // when the kernel is done reading it, so it must never be freed.
+    let buf: &'static [u8] = vec![b'x'; DROP_WRITE_BYTES].leak();
+    let fd = types::Fd(file.as_raw_fd());
+    let write = opcode::Write::new(fd, buf.as_ptr(), buf.len() as u32)
+        .build()
+        .flags(squeue::Flags::ASYNC);
+    // SAFETY: `buf` is never freed.
     unsafe { ring.submission().push(&write) }.map_err(|_| anyhow!("SQ full"))?;
     ring.submit()?;
     wait_for(|| file.metadata().map(|m| m.len() > 0))?; // the worker has begun
@@ -174,7 +175,6 @@ pub fn drop_with_write_in_flight(dir: &Path) -> anyhow::Result<Dropped> {
     drop(ring);
     let drop_took = start.elapsed();
     let size_at_drop = file.metadata()?.len();
-    std::mem::forget(buf); // the kernel may still read it: leak it, never free it
     let total = DROP_WRITE_BYTES as u64;
     wait_for(|| file.metadata().map(|m| m.len() == total))?;
     let (size_later, later) = (file.metadata()?.len(), start.elapsed());
@@ -301,7 +301,7 @@ pub fn run() -> anyhow::Result<()> {
         .map(|(ud, b)| recv(&ours, b, ud))
         .collect();
     push(&mut ring, &recvs)?;
-    ring.submit()?;
+    let bufs = ex7::submit(&mut ring, bufs)?;
     let (cqes, bufs) = shutdown(ring, &[1, 2], bufs)?;
     show(
         &cqes,

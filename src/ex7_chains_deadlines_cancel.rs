@@ -133,6 +133,24 @@ pub fn complete<T>(
 }
 // ANCHOR_END: complete
 
+/// Gives up on `memory` that requests in flight may still use: it is leaked,
+/// never freed under the kernel (rule 3), and the error says so.
+pub fn leak<T>(memory: T, err: impl Into<anyhow::Error>) -> anyhow::Error {
+    std::mem::forget(memory);
+    err.into()
+        .context("requests may still be in flight: their memory is leaked")
+}
+
+/// Submits what is queued and hands `memory` back. If io_uring_enter fails,
+/// the queued requests may or may not have reached the kernel, so `memory`
+/// is leaked.
+pub fn submit<T>(ring: &mut IoUring, memory: T) -> anyhow::Result<T> {
+    match ring.submit() {
+        Ok(_) => Ok(memory),
+        Err(err) => Err(leak(memory, err)),
+    }
+}
+
 /// The CQE with this user_data.
 pub fn find(cqes: &[Cqe], user_data: u64) -> anyhow::Result<Cqe> {
     cqes.iter()

@@ -6,6 +6,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -166,8 +167,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     println!("machine: {}", machine::Machine::this().describe());
     println!("source and copy: {} each, in", copy::human(size));
     println!("  {}", fs.describe());
+    let runs = if args.repeats == 1 { "run" } else { "runs" };
     println!(
-        "blocks of {} KiB, {pairs} linked pairs in flight; {} runs of each method",
+        "blocks of {} KiB, {pairs} linked pairs in flight; {} {runs} of each method",
         block / 1024,
         args.repeats
     );
@@ -175,6 +177,15 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let src = dir.path().join("source");
     let dst = dir.path().join("copy");
     copy::write_test_file(&src, size)?;
+    file::evict(&src)?;
+    let kept = cached_share(&src)?;
+    if kept > 0.5 {
+        println!(
+            "note: {:.0} % of the source stayed in memory when evicted (tmpfs keeps \
+             every page):\n  the cold runs below are warm",
+            kept * 100.0
+        );
+    }
 
     let mut series: Vec<Series> = [Cache::Cold, Cache::Warm]
         .iter()
@@ -231,6 +242,36 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     println!("every copy was verified (size and CRC-32) on its first run");
     Ok(())
+}
+
+/// The share of `path`'s pages that are in memory, from mincore(2).
+fn cached_share(path: &Path) -> anyhow::Result<f64> {
+    let file = File::open(path)?;
+    let len = file.metadata()?.len() as usize;
+    if len == 0 {
+        return Ok(0.0);
+    }
+    // SAFETY: a read-only mapping of a file we hold open, unmapped below.
+    let addr = unsafe {
+        let (prot, flags) = (libc::PROT_READ, libc::MAP_SHARED);
+        libc::mmap(std::ptr::null_mut(), len, prot, flags, file.as_raw_fd(), 0)
+    };
+    if addr == libc::MAP_FAILED {
+        return Err(std::io::Error::last_os_error()).context("mmap");
+    }
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+    let mut resident = vec![0u8; len.div_ceil(page)];
+    // SAFETY: `resident` has one byte per page of the mapping.
+    let rc = unsafe { libc::mincore(addr, len, resident.as_mut_ptr()) };
+    let err = std::io::Error::last_os_error();
+    // SAFETY: the mapping made above, used no more.
+    unsafe { libc::munmap(addr, len) };
+    if rc != 0 {
+        return Err(err).context("mincore");
+    }
+    let kept = resident.iter().filter(|&&b| b & 1 == 1).count();
+    Ok(kept as f64 / resident.len() as f64)
 }
 
 fn table(series: &[Series]) -> String {

@@ -194,8 +194,10 @@ pub fn copy_linked(
             // SAFETY: `bufs` is neither freed nor moved while a pair is in
             // flight: this function returns only when nothing is, or after
             // leaking the buffers.
-            unsafe { ring.submission().push_multiple(&sqes) }
-                .map_err(|_| anyhow!("SQ full"))?;
+            if unsafe { ring.submission().push_multiple(&sqes) }.is_err() {
+                failed = Some(anyhow!("SQ full")); // reap what is in flight
+                continue;
+            }
             stages[slot] = Stage::Pair {
                 offset: next,
                 len,
@@ -220,16 +222,24 @@ pub fn copy_linked(
             .map(|c| (c.user_data(), c.result()))
             .collect();
         for (user_data, res) in cqes {
-            in_flight -= 1;
             let slot = (user_data / 2) as usize;
-            let step = on_cqe(&mut stages[slot], user_data % 2, res, &mut stats);
+            let Some(stage) = stages.get_mut(slot) else {
+                // Not one of ours: the ring was not idle when the copy began.
+                failed.get_or_insert(anyhow!("a CQE the copy did not ask for"));
+                continue;
+            };
+            in_flight -= 1;
+            let step = on_cqe(stage, user_data % 2, res, &mut stats);
             match step {
                 Ok(Some(sqe)) if failed.is_none() => {
                     let sqe = sqe.build(src, dst, &mut bufs[slot], slot);
                     // SAFETY: as above, for the pushes of the first loop.
-                    unsafe { ring.submission().push_multiple(&sqe) }
-                        .map_err(|_| anyhow!("SQ full"))?;
-                    in_flight += sqe.len();
+                    if unsafe { ring.submission().push_multiple(&sqe) }.is_ok() {
+                        in_flight += sqe.len();
+                    } else {
+                        stages[slot] = Stage::Idle;
+                        failed = Some(anyhow!("SQ full"));
+                    }
                 }
                 Ok(Some(_)) => stages[slot] = Stage::Idle, // failing: no more
                 Ok(None) => {}
@@ -388,6 +398,9 @@ fn on_cqe(
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let (block, pairs) = (args.block_kib as usize * 1024, args.pairs as usize);
+    // The ring first: a kernel that cannot run the copy says so at once.
+    let mut ring = ex7::ring((2 * pairs).next_power_of_two() as u32)?;
+    ex7_probe::require(&ring, &[opcode::Read::CODE, opcode::Write::CODE])?;
     // Without paths, copy a file of test data; both go when `_dir` drops.
     let _dir;
     let (src, dst) = match (&args.src, &args.dst) {
@@ -406,8 +419,6 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let source = open_source(&src)?;
     let size = source.metadata()?.len();
     let dest = create_destination(&dst, &source)?;
-    let mut ring = ex7::ring((2 * pairs).next_power_of_two() as u32)?;
-    ex7_probe::require(&ring, &[opcode::Read::CODE, opcode::Write::CODE])?;
 
     let start = Instant::now();
     let stats = copy_linked(&mut ring, &source, &dest, size, block, pairs)
@@ -432,26 +443,19 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Opens the source: a regular file, since the copy reads it by offset.
+/// Opens the source: a regular file, since the copy reads it by offset. It
+/// is looked at before it is opened: opening a FIFO would wait for a writer.
 pub fn open_source(path: &Path) -> anyhow::Result<File> {
+    let meta = std::fs::metadata(path).map_err(|e| cannot("open", path, &e))?;
+    regular(path, &meta, "reads")?;
     let file = File::open(path).map_err(|e| cannot("open", path, &e))?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        let what = if meta.is_dir() {
-            "a directory"
-        } else {
-            "not a regular file"
-        };
-        bail!(
-            "{} is {what}: a linked copy reads a regular file by offset",
-            path.display()
-        );
-    }
+    regular(path, &file.metadata()?, "reads")?; // it may have changed since
     Ok(file)
 }
 
-/// Creates (or truncates) the destination, unless it is the source itself:
-/// truncating that would destroy what is to be copied.
+/// Creates (or truncates) the destination, unless it is the source itself
+/// (truncating that would destroy what is to be copied) or something other
+/// than a regular file, which the copy could not write by offset and check.
 pub fn create_destination(path: &Path, source: &File) -> anyhow::Result<File> {
     let src = source.metadata()?;
     if let Ok(dst) = std::fs::metadata(path) {
@@ -461,8 +465,25 @@ pub fn create_destination(path: &Path, source: &File) -> anyhow::Result<File> {
                 path.display()
             );
         }
+        regular(path, &dst, "writes")?;
     }
     File::create(path).map_err(|e| cannot("create", path, &e))
+}
+
+/// Fails unless `meta` is a regular file's.
+fn regular(path: &Path, meta: &std::fs::Metadata, what: &str) -> anyhow::Result<()> {
+    if meta.is_file() {
+        return Ok(());
+    }
+    let kind = if meta.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    };
+    bail!(
+        "{} is {kind}: a linked copy {what} a regular file by offset",
+        path.display()
+    )
 }
 
 fn cannot(what: &str, path: &Path, err: &io::Error) -> anyhow::Error {

@@ -28,15 +28,17 @@ pub fn timespec(d: Duration) -> types::Timespec {
 }
 
 /// Pushes `sqes` and reaps `sqes.len()` CQEs, timing it. `memory` is what
-/// the SQEs point to; it comes back only with the CQEs.
+/// the requests use; it comes back only with the CQEs. The SQEs must point
+/// where a move of `memory` moves nothing: into the heap it owns, or into
+/// the caller's own locals, which outlive this call.
 fn run_timed<T>(
     ring: &mut IoUring,
     sqes: &[squeue::Entry],
     memory: T,
 ) -> anyhow::Result<(Timed, T)> {
     let start = Instant::now();
-    // SAFETY: the SQEs point only into `memory`, which `complete` returns,
-    // or leaks, once every CQE is in.
+    // SAFETY: as said above; `complete` returns `memory`, or leaks it, once
+    // every CQE is in.
     unsafe { ring.submission().push_multiple(sqes) }.map_err(|_| anyhow!("SQ full"))?;
     let (cqes, memory) = ex7::complete(ring, sqes.len(), memory)?;
     Ok((
@@ -93,11 +95,12 @@ pub fn remove(ring: &mut IoUring) -> anyhow::Result<Timed> {
     Ok(run_timed(ring, &[timeout, remove], ts)?.0)
 }
 
-/// A 10-second timeout (user_data 1), then a TimeoutUpdate (2) that makes
-/// it expire `to` from now instead.
+/// A 10-second timeout that also ends after 1 CQE (user_data 1), then a
+/// TimeoutUpdate (2) that makes it expire `to` from now. The update's own
+/// CQE does not end it: an update drops the count.
 pub fn update(ring: &mut IoUring, to: Duration) -> anyhow::Result<Timed> {
     let (long, short) = (timespec(Duration::from_secs(10)), timespec(to));
-    let timeout = opcode::Timeout::new(&long).build().user_data(1);
+    let timeout = opcode::Timeout::new(&long).count(1).build().user_data(1);
     let update = opcode::TimeoutUpdate::new(1, &short).build().user_data(2);
     Ok(run_timed(ring, &[timeout, update], (long, short))?.0)
 }
@@ -122,9 +125,12 @@ pub fn recv_linked_timeout(
     buf: Vec<u8>,
     deadline: Duration,
 ) -> anyhow::Result<(RecvOutcome, Vec<u8>)> {
-    let mut memory = (buf, timespec(deadline));
-    let (buf, ts) = (&mut memory.0, &memory.1);
-    let recv = opcode::Recv::new(types::Fd(sock.as_raw_fd()), buf.as_mut_ptr(), 64)
+    // The timespec is boxed: `memory` moves below, and the SQE must point
+    // to an address that does not move with it (rule 1).
+    let mut memory = (buf, Box::new(timespec(deadline)));
+    let (buf, ts) = (&mut memory.0, &*memory.1);
+    let fd = types::Fd(sock.as_raw_fd());
+    let recv = opcode::Recv::new(fd, buf.as_mut_ptr(), buf.len() as u32)
         .build()
         .flags(squeue::Flags::IO_LINK)
         .user_data(1);
@@ -140,9 +146,10 @@ pub fn recv_linked_timeout(
 }
 // ANCHOR_END: link_timeout
 
-/// The same without LinkTimeout (a kernel before 5.5): a plain Timeout (2)
-/// beside the Recv (1). Whichever completes first, the other is taken back:
-/// the timer with a TimeoutRemove, the receive with an AsyncCancel (3).
+/// The same with a plain Timeout (2) beside the Recv (1) instead of linked
+/// to it, as a kernel without LinkTimeout needs, or a deadline for several
+/// requests that are no chain. Whichever completes first, the other is taken
+/// back: the timer with a TimeoutRemove, the receive with an AsyncCancel (3).
 pub fn recv_plain_timeout(
     ring: &mut IoUring,
     sock: &UnixStream,
@@ -150,25 +157,35 @@ pub fn recv_plain_timeout(
     deadline: Duration,
 ) -> anyhow::Result<(RecvOutcome, Vec<u8>)> {
     let start = Instant::now();
-    let mut memory = (buf, timespec(deadline));
-    let (buf, ts) = (&mut memory.0, &memory.1);
-    let recv = opcode::Recv::new(types::Fd(sock.as_raw_fd()), buf.as_mut_ptr(), 64)
+    // The timespec is boxed: `memory` moves below, and the SQE must point
+    // to an address that does not move with it (rule 1).
+    let mut memory = (buf, Box::new(timespec(deadline)));
+    let (buf, ts) = (&mut memory.0, &*memory.1);
+    let fd = types::Fd(sock.as_raw_fd());
+    let recv = opcode::Recv::new(fd, buf.as_mut_ptr(), buf.len() as u32)
         .build()
         .user_data(1);
     let timer = opcode::Timeout::new(ts).build().user_data(2);
     // SAFETY: `memory` holds the buffer and the timespec; it is handed back
-    // only by `complete`, once all three CQEs are in.
+    // only by `complete`, once every CQE is in, or leaked.
     unsafe { ring.submission().push_multiple(&[recv, timer]) }
         .map_err(|_| anyhow!("SQ full"))?;
     let (mut order, memory) = ex7::complete(ring, 1, memory)?;
-    let undo = if order[0].user_data == 1 {
-        opcode::TimeoutRemove::new(2).build().user_data(3)
-    } else {
-        opcode::AsyncCancel::new(1).build().user_data(3)
-    };
-    // SAFETY: the remove or cancel names no memory.
-    unsafe { ring.submission().push(&undo) }.map_err(|_| anyhow!("SQ full"))?;
-    let (rest, (buf, _)) = ex7::complete(ring, 2, memory)?;
+    let seen = |ud| order.iter().any(|c: &Cqe| c.user_data == ud);
+    let mut expected = 2;
+    if !(seen(1) && seen(2)) {
+        let undo = if seen(1) {
+            opcode::TimeoutRemove::new(2).build().user_data(3)
+        } else {
+            opcode::AsyncCancel::new(1).build().user_data(3)
+        };
+        // SAFETY: the remove or cancel names no memory.
+        if unsafe { ring.submission().push(&undo) }.is_err() {
+            return Err(ex7::leak(memory, anyhow!("SQ full")));
+        }
+        expected = 3;
+    }
+    let (rest, (buf, _)) = ex7::complete(ring, expected - order.len(), memory)?;
     order.extend(rest);
     let outcome = RecvOutcome {
         recv: ex7::find(&order, 1)?.res,
@@ -299,7 +316,8 @@ fn timers(ring: &mut IoUring) -> anyhow::Result<()> {
     if ex7_probe::has("IORING_TIMEOUT_UPDATE") {
         let t = update(ring, Duration::from_millis(20))?;
         let (up, timer, took) = (res_of(&t, 2)?, res_of(&t, 1)?, ms(t.took));
-        println!("TimeoutUpdate 10 s -> 20 ms:     update res={up}, timeout res={timer} after {took}");
+        let what = "TimeoutUpdate, count 1 -> 20 ms:";
+        println!("{what} update res={up}, timeout res={timer} after {took}");
     } else {
         println!("TimeoutUpdate: this kernel lacks IORING_TIMEOUT_UPDATE (5.11)");
     }
@@ -338,14 +356,18 @@ pub fn run() -> anyhow::Result<()> {
             continue;
         }
         let mut buf = vec![0u8; 64];
-        let recv = opcode::Recv::new(types::Fd(ours.as_raw_fd()), buf.as_mut_ptr(), 64)
+        let (fd, len) = (types::Fd(ours.as_raw_fd()), buf.len() as u32);
+        let recv = opcode::Recv::new(fd, buf.as_mut_ptr(), len)
             .build()
             .user_data(7);
-        // SAFETY: `buf` lives until the Recv's CQE, reaped below.
+        // SAFETY: `buf` lives until the Recv's CQE, reaped below, or leaks.
         unsafe { ring.submission().push(&recv) }.map_err(|_| anyhow!("SQ full"))?;
         let start = Instant::now();
         let (cqes, timed_out) =
-            wait_with_deadline(&mut ring, 1, Duration::from_millis(50), path)?;
+            match wait_with_deadline(&mut ring, 1, Duration::from_millis(50), path) {
+                Ok(waited) => waited,
+                Err(err) => return Err(ex7::leak(buf, err)),
+            };
         let how = match path {
             DeadlinePath::ExtArg => "submit_with_args (EXT_ARG):  ",
             DeadlinePath::TimeoutSqe => "a Timeout SQE (the fallback):",
@@ -357,7 +379,9 @@ pub fn run() -> anyhow::Result<()> {
         );
         let cancel = opcode::AsyncCancel::new(7).build().user_data(8);
         // SAFETY: names no memory.
-        unsafe { ring.submission().push(&cancel) }.map_err(|_| anyhow!("SQ full"))?;
+        if unsafe { ring.submission().push(&cancel) }.is_err() {
+            return Err(ex7::leak(buf, anyhow!("SQ full")));
+        }
         ex7::complete(&mut ring, 2, buf)?;
     }
     Ok(())

@@ -94,6 +94,12 @@ pub const EXERCISES: &[Exercise] = &[
         ex7_chains_deadlines_cancel,
         "Linked operations, timeouts, cancellation and probing on the io-uring crate"
     ),
+    exercise!(
+        "8",
+        ex8_multishot_echo,
+        "TCP echo server on multishot accept and receive and a buffer ring, no runtime",
+        ["--demo"]
+    ),
 ];
 
 /// The exercise with this number, if there is one.

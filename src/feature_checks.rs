@@ -65,7 +65,8 @@ fn results(ring: &mut IoUring, sqes: &[squeue::Entry]) -> io::Result<Vec<i32>> {
         for (i, sqe) in sqes.iter().enumerate() {
             let sqe = sqe.clone().user_data(i as u64);
             // SAFETY: no SQE of a check names memory of ours, except
-            // timespecs that the kernel copies when it takes the SQE.
+            // timespecs and an empty iovec that the kernel reads when it
+            // takes the SQE, and that live until the CQEs are reaped.
             unsafe { sq.push(&sqe) }.expect("room checked above");
         }
     }
@@ -177,10 +178,16 @@ pub fn multishot_recv(ring: &mut IoUring) -> io::Result<bool> {
 }
 
 /// Registers one end of a pipe and reads 0 bytes from it as `Fixed(0)`.
+/// The read is a Readv (5.1), not a Read (5.6): a kernel between the two has
+/// registered files, and must not be told otherwise.
 pub fn fixed_file(ring: &mut IoUring) -> io::Result<bool> {
     let (rx, _tx) = pipe()?;
     ring.submitter().register_files(&[rx.as_raw_fd()])?;
-    let read = opcode::Read::new(types::Fixed(0), std::ptr::null_mut(), 0).build();
+    let iov = libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    };
+    let read = opcode::Readv::new(types::Fixed(0), &iov, 1).build();
     let res = results(ring, &[read]);
     ring.submitter().unregister_files()?;
     Ok(res?[0] == 0)

@@ -10,7 +10,8 @@
 //! A version is the first mainline kernel with the feature. Sources: the
 //! liburing manual pages (each row links its page) and, where a page gives no
 //! version, the kernel commit (`IORING_TIMEOUT_ABS`: posted on 15 October 2019,
-//! after the 5.4 merge window, merged for 5.5).
+//! after the 5.4 merge window, merged for 5.5; `IORING_SETUP_CQSIZE`: commit
+//! 33a107f0a1b8, "io_uring: allow application controlled CQ ring size", 5.5).
 
 use std::io;
 
@@ -195,6 +196,14 @@ pub const ROWS: &[Row] = &[
         check: Check::Opcode(opcode::WriteFixed::CODE),
     },
     Row {
+        name: "`IORING_OP_POLL_ADD` (`PollAdd`)",
+        kind: Kind::Opcode,
+        since: (5, 1),
+        uses: &[N(8)],
+        man: debian!("io_uring_prep_poll_add"),
+        check: Check::Opcode(opcode::PollAdd::CODE),
+    },
+    Row {
         name: "`IORING_OP_TIMEOUT` (`Timeout`)",
         kind: Kind::Opcode,
         since: (5, 4),
@@ -246,7 +255,7 @@ pub const ROWS: &[Row] = &[
         name: "`IORING_OP_CLOSE` (`Close`)",
         kind: Kind::Opcode,
         since: (5, 6),
-        uses: &[N(4)],
+        uses: &[N(4), N(8)],
         man: debian!("io_uring_prep_close"),
         check: Check::Opcode(opcode::Close::CODE),
     },
@@ -302,7 +311,7 @@ pub const ROWS: &[Row] = &[
         name: "`IORING_ASYNC_CANCEL_FD`, `_ALL`, `_ANY` (`AsyncCancel2`)",
         kind: Kind::OpFlag,
         since: (5, 19),
-        uses: &[O(7), O(8)],
+        uses: &[O(7), N(8)],
         man: debian!("io_uring_prep_cancel"),
         check: Check::Trial(checks::cancel_flags),
     },
@@ -334,7 +343,7 @@ pub const ROWS: &[Row] = &[
         name: "`IOSQE_FIXED_FILE` with `IORING_REGISTER_FILES` (`types::Fixed`)",
         kind: Kind::SqeFlag,
         since: (5, 1),
-        uses: &[N(3), N(6)],
+        uses: &[N(3), N(6), O(8)],
         man: debian!("io_uring_register_files"),
         check: Check::Trial(checks::fixed_file),
     },
@@ -371,6 +380,16 @@ pub const ROWS: &[Row] = &[
         check: Check::Trial(checks::async_flag),
     },
     Row {
+        name: "`IORING_SETUP_CQSIZE` (`setup_cqsize`)",
+        kind: Kind::Setup,
+        since: (5, 5),
+        uses: &[N(8)],
+        man: man7!("io_uring_setup", "2"),
+        check: Check::Setup(|b| {
+            b.setup_cqsize(16);
+        }),
+    },
+    Row {
         name: "`IORING_SETUP_R_DISABLED`",
         kind: Kind::Setup,
         since: (5, 10),
@@ -394,7 +413,7 @@ pub const ROWS: &[Row] = &[
         name: "`IORING_SETUP_SUBMIT_ALL`",
         kind: Kind::Setup,
         since: (5, 18),
-        uses: &[O(2)],
+        uses: &[O(2), N(8)],
         man: man7!("io_uring_setup", "2"),
         check: Check::Setup(|b| {
             b.setup_submit_all();
@@ -424,7 +443,7 @@ pub const ROWS: &[Row] = &[
         name: "`IORING_SETUP_SINGLE_ISSUER`",
         kind: Kind::Setup,
         since: (6, 0),
-        uses: &[O(8)],
+        uses: &[N(8)],
         man: man7!("io_uring_setup", "2"),
         check: Check::Setup(|b| {
             b.setup_single_issuer();
@@ -470,7 +489,7 @@ pub const ROWS: &[Row] = &[
         name: "`IORING_REGISTER_RING_FDS` (`register_ring_fd`)",
         kind: Kind::Register,
         since: (5, 18),
-        uses: &[O(8)],
+        uses: &[N(8)],
         man: debian!("io_uring_register_ring_fd"),
         check: Check::Trial(checks::register_ring_fd),
     },
@@ -494,7 +513,7 @@ pub const ROWS: &[Row] = &[
         name: "`IORING_FEAT_NODROP`",
         kind: Kind::Feature,
         since: (5, 5),
-        uses: &[O(2)],
+        uses: &[O(2), N(8)],
         man: man7!("io_uring_setup", "2"),
         check: Check::Feature(Parameters::is_feature_nodrop),
     },
@@ -510,7 +529,7 @@ pub const ROWS: &[Row] = &[
         name: "`IORING_FEAT_FAST_POLL`",
         kind: Kind::Feature,
         since: (5, 7),
-        uses: &[O(2), O(4), O(5), O(6)],
+        uses: &[O(2), O(4), O(5), O(6), N(8)],
         man: man7!("io_uring_setup", "2"),
         check: Check::Feature(Parameters::is_feature_fast_poll),
     },
@@ -518,7 +537,7 @@ pub const ROWS: &[Row] = &[
         name: "`IORING_FEAT_EXT_ARG` (`submit_with_args`)",
         kind: Kind::Feature,
         since: (5, 11),
-        uses: &[O(7)],
+        uses: &[O(7), N(8)],
         man: man7!("io_uring_enter", "2"),
         check: Check::Feature(Parameters::is_feature_ext_arg),
     },

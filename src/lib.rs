@@ -25,6 +25,7 @@ pub mod ex7_copy_bench;
 pub mod ex7_linked_copy;
 pub mod ex7_probe;
 pub mod ex7_timeouts;
+pub mod ex8_multishot_echo;
 pub mod exercises;
 pub mod feature_checks;
 pub mod features;

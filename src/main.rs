@@ -13,7 +13,7 @@ use uring_book::echo::client;
 use uring_book::{doctor, exercises, solutions};
 
 /// Commands that write to sockets (and so must survive EPIPE).
-const SOCKET_COMMANDS: &[&str] = &["5", "6", "echo-client"];
+const SOCKET_COMMANDS: &[&str] = &["5", "6", "8", "echo-client"];
 
 fn cli() -> Command {
     let mut cmd = Command::new("uring-book")

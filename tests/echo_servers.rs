@@ -1,8 +1,9 @@
 //! The echo-server suite: an echo server, started as a child process on a
 //! free loopback port, faces the same clients. A server that prints
 //! `listening on ADDR`, exits with status 0 on SIGTERM and logs `EMFILE` on
-//! stderr joins with one `echo_server_tests!` line; chapter 5's is the only
-//! one so far (chapter 6's stop when their stdin closes and log nothing).
+//! stderr joins with one `echo_server_tests!` line: chapter 5's and chapter
+//! 8's (with one thread and with two) do (chapter 6's stop when their stdin
+//! closes and log nothing).
 //!
 //! Clients are blocking std sockets with timeouts, or the crate's load
 //! client, so every test is bounded in time. Nothing here measures speed.
@@ -200,6 +201,13 @@ fn rss_kib(pid: u32) -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
+/// How many descriptors a process has open, from /proc.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
 /// The largest buffer size in /proc/sys/net/ipv4/`name` (min default max).
 fn sysctl_max(name: &str) -> usize {
     let text = std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}")).unwrap();
@@ -323,8 +331,62 @@ pub mod checks {
         );
     }
 
+    /// 50 clients each send 32 MiB and never read. The server must stop
+    /// receiving from them rather than hold what they send, and still have
+    /// room for a new client, served within a second.
+    pub fn stalled_clients_leave_room(server: &mut Server) {
+        const CLIENTS: usize = 50;
+        const EACH: usize = 32 << 20;
+        let chunk = Arc::new(payload(5, 64 << 10));
+        let before = rss_kib(server.pid());
+        let streams: Vec<TcpStream> =
+            (0..CLIENTS).map(|_| connect(server.addr)).collect();
+        let writers: Vec<_> = streams
+            .iter()
+            .map(|stream| {
+                let mut writer = stream.try_clone().unwrap();
+                let chunk = chunk.clone();
+                thread::spawn(move || {
+                    let mut sent = 0;
+                    while sent < EACH {
+                        match writer.write(&chunk[..chunk.len().min(EACH - sent)]) {
+                            Ok(n) => sent += n,
+                            Err(_) => break, // shut down below, or timed out
+                        }
+                    }
+                    sent
+                })
+            })
+            .collect();
+        // Long enough for every socket buffer on the way to fill.
+        thread::sleep(Duration::from_millis(1500));
+        let during = rss_kib(server.pid());
+        let start = Instant::now();
+        assert_round_trip(server.addr, b"a fresh client\n");
+        let took = start.elapsed();
+        server.assert_running();
+        for stream in &streams {
+            let _ = stream.shutdown(Shutdown::Both); // ends the blocked writes
+        }
+        let sent: usize = writers.into_iter().map(|w| w.join().unwrap()).sum();
+        assert!(
+            took < Duration::from_secs(1),
+            "the fresh client waited {took:?} behind {CLIENTS} stalled ones"
+        );
+        // Buffering what they sent would take up to 1.6 GiB.
+        assert!(
+            during < before + (64 << 10),
+            "server memory grew from {before} KiB to {during} KiB while {CLIENTS} \
+             clients sent {} MiB without reading",
+            sent >> 20
+        );
+    }
+
     pub fn connect_close_storm(server: &mut Server) {
         let addr = server.addr;
+        // A first echo: the server is fully up (its ring, say, exists).
+        assert_round_trip(addr, b"first\n");
+        let fds_before = open_fds(server.pid());
         let threads: Vec<_> = (0..4)
             .map(|_| {
                 thread::spawn(move || {
@@ -347,6 +409,17 @@ pub mod checks {
         }
         server.assert_running();
         assert_round_trip(server.addr, b"still here\n");
+        // Every one of the 2000 connections was closed on the server's side
+        // too: no descriptor leaked, whether the client closed or reset.
+        let deadline = Instant::now() + TIMEOUT;
+        while open_fds(server.pid()) > fds_before {
+            assert!(
+                Instant::now() < deadline,
+                "the server holds {} descriptors, {fds_before} before the storm",
+                open_fds(server.pid())
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn stops_on_sigterm(server: &mut Server) {
@@ -419,6 +492,10 @@ macro_rules! echo_server_tests {
                 checks::slow_reader_gets_backpressure(&Server::start(ARGS));
             }
             #[test]
+            fn stalled_clients_leave_room() {
+                checks::stalled_clients_leave_room(&mut Server::start(ARGS));
+            }
+            #[test]
             fn connect_close_storm() {
                 checks::connect_close_storm(&mut Server::start(ARGS));
             }
@@ -435,3 +512,8 @@ macro_rules! echo_server_tests {
 }
 
 echo_server_tests!(ex5, ["5", "--addr", "127.0.0.1:0", "--quiet"]);
+echo_server_tests!(ex8, ["8", "--addr", "127.0.0.1:0", "--quiet"]);
+echo_server_tests!(
+    ex8_two_threads,
+    ["8", "--addr", "127.0.0.1:0", "--quiet", "--threads", "2"]
+);

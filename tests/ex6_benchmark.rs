@@ -212,7 +212,13 @@ fn a_tiny_echo_run_measures_every_server() {
     let engines: Vec<&str> = records.iter().map(|r| r.engine.as_str()).collect();
     assert_eq!(
         engines,
-        ["tokio-uring", "tokio-uring+coop", "tokio", "std-threads"]
+        [
+            "tokio-uring",
+            "tokio-uring+coop",
+            "uring-multishot",
+            "tokio",
+            "std-threads"
+        ]
     );
     for r in &records {
         assert_eq!((r.workload.as_str(), r.queue_depth), ("echo", 3));

@@ -8,11 +8,11 @@ use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::process::{Command, Output};
-use std::time::Duration;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use io_uring::{opcode, squeue, types, IoUring};
-use uring_book::ex7_chains_deadlines_cancel::Cqe;
+use uring_book::ex7_chains_deadlines_cancel::{self as ex7, Cqe};
 use uring_book::{
     ex7_broken_chain, ex7_cancel, ex7_linked_copy as copy, ex7_probe,
     ex7_timeouts as timeouts,
@@ -21,11 +21,24 @@ use uring_book::{
 const ECANCELED: i32 = -libc::ECANCELED;
 const ETIME: i32 = -libc::ETIME;
 
+/// Runs the binary; a run that has not ended after 60 s is killed, so that
+/// a command that hangs fails its test instead of stalling the suite.
 fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_uring-book"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_uring-book"))
         .args(args)
-        .output()
-        .unwrap()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("uring-book {args:?} still ran after 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
 }
 
 /// A failure is one line on stderr, `error: ...`, and exit status `code`.
@@ -105,7 +118,23 @@ fn copy_failures_are_one_line_each() {
     );
     let err = one_error_line(&run(&["7", "copy", s, s]), 1);
     assert!(err.contains("the source itself"), "{err}");
-    assert_eq!(std::fs::read(&src).unwrap(), b"something"); // not truncated
+    // Not truncated.
+    assert_eq!(std::fs::read(&src).unwrap(), b"something");
+    // Opening a FIFO would wait for a writer: it is refused before it is opened.
+    let fifo = dir.path().join("fifo");
+    let c_fifo = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0);
+    let dst = dir.path().join("dst");
+    let d = dst.to_str().unwrap();
+    for source in [fifo.to_str().unwrap(), "/dev/zero"] {
+        let err = one_error_line(&run(&["7", "copy", source, d]), 1);
+        assert!(err.contains("is not a regular file"), "{err}");
+    }
+    // A device is no destination the copy could write by offset and verify.
+    let err = one_error_line(&run(&["7", "copy", s, "/dev/null"]), 1);
+    assert!(err.contains("/dev/null is not a regular file"), "{err}");
+    let err = one_error_line(&run(&["7", "copy", s, "/dev/full"]), 1);
+    assert!(err.contains("/dev/full is not a regular file"), "{err}");
     let err = one_error_line(&run(&["7", "copy", s]), 2);
     assert!(err.contains("<DST>"), "{err}");
     let err = one_error_line(&run(&["7", "frob"]), 2);
@@ -193,8 +222,34 @@ fn timeouts_end_as_io_uring_prep_timeout_3_says() {
     assert_eq!(res(&t.cqes, 1), ETIME);
     let t = timeouts::remove(&mut ring).unwrap();
     assert_eq!((res(&t.cqes, 2), res(&t.cqes, 1)), (0, ECANCELED));
+    // The timeout had a count of 1, and the update's CQE did not end it:
+    // TimeoutUpdate drops the count (the kernel makes it a plain timer).
     let t = timeouts::update(&mut ring, Duration::from_millis(10)).unwrap();
     assert_eq!((res(&t.cqes, 2), res(&t.cqes, 1)), (0, ETIME));
+}
+
+/// Both ends of a receive with a plain Timeout beside it can complete before
+/// the first reap (data waiting, a deadline of zero): the function must then
+/// take nothing back, and still return.
+#[test]
+fn a_plain_timeout_and_its_receive_may_both_be_done_at_once() {
+    let mut ring = IoUring::new(16).unwrap();
+    let (ours, mut peer) = UnixStream::pair().unwrap();
+    let mut buf = vec![0; 64];
+    for _ in 0..50 {
+        peer.write_all(b"hello").unwrap();
+        let (o, back) =
+            timeouts::recv_plain_timeout(&mut ring, &ours, buf, Duration::ZERO).unwrap();
+        assert_eq!(o.recv, 5, "{:?}", o.order);
+        assert!([ETIME, ECANCELED].contains(&o.timer), "{:?}", o.order);
+        buf = back;
+    }
+    // Nothing was left in flight.
+    let nop = opcode::Nop::new().build().user_data(77);
+    unsafe { ring.submission().push(&nop).unwrap() };
+    ring.submit_and_wait(1).unwrap();
+    let left: Vec<u64> = ring.completion().map(|c| c.user_data()).collect();
+    assert_eq!(left, [77]);
 }
 
 /// Both outcomes of a receive with a deadline, linked (LinkTimeout) and
@@ -222,6 +277,12 @@ fn a_receive_with_a_deadline_ends_either_way() {
             (ECANCELED, ETIME),
             "linked: {linked}"
         );
+        // The receive asks for the buffer's length, never more.
+        peer.write_all(b"hi, and more").unwrap();
+        let (short, buf) = recv(&mut ring, vec![0; 2]).unwrap();
+        assert_eq!((short.recv, &buf[..]), (2, &b"hi"[..]), "linked: {linked}");
+        let (rest, buf) = recv(&mut ring, vec![0; 64]).unwrap();
+        assert_eq!(&buf[..rest.recv as usize], b", and more");
     }
 }
 
@@ -263,7 +324,56 @@ fn cancels_end_as_io_uring_prep_cancel_3_says() {
         let cqes = ex7_cancel::cancel_fd_all(&mut ring, &ours).unwrap();
         assert_eq!(res(&cqes, 4), 3);
         assert!((1..=3).all(|ud| res(&cqes, ud) == ECANCELED), "{cqes:?}");
+        cancel_flags_one_by_one(&mut ring, &ours);
     }
+}
+
+/// `_FD` without `_ALL` cancels the first match and answers 0, as a cancel
+/// by user_data does; `_ANY` on a ring with nothing in flight answers 0.
+fn cancel_flags_one_by_one(ring: &mut IoUring, sock: &UnixStream) {
+    let mut bufs = vec![vec![0u8; 16]; 2];
+    for (ud, buf) in (1..).zip(&mut bufs) {
+        let fd = types::Fd(sock.as_raw_fd());
+        let recv = opcode::Recv::new(fd, buf.as_mut_ptr(), 16).build();
+        unsafe { ring.submission().push(&recv.user_data(ud)).unwrap() };
+    }
+    let by_fd = types::CancelBuilder::fd(types::Fd(sock.as_raw_fd()));
+    let first = opcode::AsyncCancel2::new(by_fd).build().user_data(3);
+    unsafe { ring.submission().push(&first).unwrap() };
+    let (cqes, bufs) = ex7::complete(ring, 2, bufs).unwrap();
+    assert_eq!(res(&cqes, 3), 0, "{cqes:?}");
+    assert_eq!(cqes.iter().filter(|c| c.res == ECANCELED).count(), 1);
+    let any = opcode::AsyncCancel2::new(types::CancelBuilder::any()).build();
+    unsafe { ring.submission().push(&any.user_data(4)).unwrap() };
+    let (cqes, _bufs) = ex7::complete(ring, 2, bufs).unwrap();
+    assert_eq!(res(&cqes, 4), 1, "the one receive left: {cqes:?}");
+    let any = opcode::AsyncCancel2::new(types::CancelBuilder::any()).build();
+    unsafe { ring.submission().push(&any.user_data(5)).unwrap() };
+    let (cqes, ()) = ex7::complete(ring, 1, ()).unwrap();
+    assert_eq!(res(&cqes, 5), 0, "nothing in flight: {cqes:?}");
+}
+
+/// A splice from an empty pipe blocks in an io-wq worker. A cancel cannot
+/// take it back cleanly: it answers -EALREADY, and the worker's wait is
+/// interrupted, so the splice ends at once with an error of its own.
+#[test]
+fn a_cancel_interrupts_a_worker_that_waits() {
+    let mut ring = IoUring::new(8).unwrap();
+    let (rx, _tx) = std::io::pipe().unwrap();
+    let null = File::options().write(true).open("/dev/null").unwrap();
+    let (from, to) = (types::Fd(rx.as_raw_fd()), types::Fd(null.as_raw_fd()));
+    let splice = opcode::Splice::new(from, -1, to, -1, 4)
+        .build()
+        .user_data(1);
+    unsafe { ring.submission().push(&splice).unwrap() };
+    ring.submit().unwrap();
+    std::thread::sleep(Duration::from_millis(50)); // a worker now waits in it
+    let cancel = opcode::AsyncCancel::new(1).build().user_data(2);
+    unsafe { ring.submission().push(&cancel).unwrap() };
+    let (cqes, ()) = ex7::complete(&mut ring, 2, ()).unwrap();
+    assert_eq!(res(&cqes, 2), -libc::EALREADY, "{cqes:?}");
+    // -EINTR, or the kernel's own -ERESTARTSYS (512) that a splice lets out.
+    assert!(res(&cqes, 1) < 0 && res(&cqes, 1) != ECANCELED, "{cqes:?}");
 }
 
 /// Whichever moment the cancel meets the fsync at, the pair of results is
@@ -352,4 +462,71 @@ fn the_benchmark_runs_small() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{out:?}");
     assert!(stdout.contains("verdict, cold:") && stdout.contains("verdict, warm:"));
+}
+
+/// A LinkTimeout bounds a wait, not work that an io-wq worker has started. A
+/// splice always runs in a worker; this one waits 300 ms for data, under a
+/// deadline of 50 ms. Since Linux 6.15 the kernel arms a link timeout when
+/// the request's issue call returns, which in a worker is when the splice is
+/// done: the timer never fires. Older kernels fire it and interrupt the
+/// worker. The splice's own CQE says which happened.
+#[test]
+fn a_link_timeout_does_not_take_back_a_splice_in_a_worker() {
+    let mut ring = IoUring::new(8).unwrap();
+    let (rx, mut tx) = std::io::pipe().unwrap();
+    let null = File::options().write(true).open("/dev/null").unwrap();
+    let (from, to) = (types::Fd(rx.as_raw_fd()), types::Fd(null.as_raw_fd()));
+    let splice = opcode::Splice::new(from, -1, to, -1, 4)
+        .build()
+        .flags(squeue::Flags::IO_LINK)
+        .user_data(1);
+    let ts = types::Timespec::new().nsec(50_000_000);
+    let timer = opcode::LinkTimeout::new(&ts).build().user_data(2);
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        tx.write_all(b"late") // EPIPE is fine: the splice may be over
+    });
+    unsafe { ring.submission().push_multiple(&[splice, timer]).unwrap() };
+    let start = Instant::now();
+    let (cqes, _ts) = ex7::complete(&mut ring, 2, ts).unwrap();
+    let took = start.elapsed();
+    let _ = writer.join().unwrap();
+    let pair = (res(&cqes, 1), res(&cqes, 2));
+    if uring_book::system::kernel_version() >= Some((6, 15)) {
+        assert_eq!(pair, (4, ECANCELED), "{cqes:?}");
+        assert!(took >= Duration::from_millis(250), "{took:?}");
+    } else {
+        let interrupted = pair.0 < 0 && pair.0 != ECANCELED;
+        let timer = [-libc::ENOENT, -libc::EALREADY, ETIME].contains(&pair.1);
+        let cancelled_queued = pair == (ECANCELED, ETIME);
+        assert!(
+            pair == (4, ECANCELED) || (interrupted && timer) || cancelled_queued,
+            "{cqes:?}"
+        );
+    }
+}
+
+/// On tmpfs, evicting the source from the page cache does nothing: the
+/// benchmark says its cold runs are warm instead of reporting them as cold.
+#[test]
+fn the_benchmark_says_when_its_cold_runs_are_warm() {
+    let shm = std::path::Path::new("/dev/shm");
+    if !shm.is_dir() {
+        return; // no tmpfs at the usual place
+    }
+    let dir = tempfile::tempdir_in(shm).unwrap();
+    let d = dir.path().to_str().unwrap();
+    let out = run(&[
+        "7",
+        "bench",
+        "--size-mib",
+        "1",
+        "--repeats",
+        "1",
+        "--dir",
+        d,
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout.contains("the cold runs below are warm"), "{stdout}");
 }

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use uring_book::bench::echo_servers;
 use uring_book::bench::record::{Measured, Record, Settings};
+use uring_book::bench::{echo_servers, multishot_servers};
 
 /// A load for the client to put on a server.
 #[derive(Debug, Clone, Copy)]
@@ -482,8 +482,10 @@ pub fn serve(engine: &str, cpu: Option<usize>) -> anyhow::Result<()> {
                 echo_servers::serve_std_threads(listener)
             }
         }
+        e if multishot_servers::knows(e) => multishot_servers::serve(e, any_port),
         other => bail!(
-            "no echo server '{other}' (tokio-uring, tokio-uring+coop, tokio, std-threads)"
+            "no echo server '{other}' (tokio-uring, tokio-uring+coop, tokio, std-threads, \
+             uring-multishot, tokio-2t)"
         ),
     }
 }

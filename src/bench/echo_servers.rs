@@ -27,16 +27,29 @@ pub fn serve_tokio(listener: TcpListener) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(async {
-        let listener = tokio::net::TcpListener::from_std(listener)?;
-        loop {
-            let (stream, _) = listener.accept().await?;
-            tokio::spawn(async move {
-                // A reset or a vanished client ends only that connection.
-                let _ = echo_tokio(stream).await;
-            });
-        }
-    })
+    rt.block_on(accept_tokio(listener))
+}
+
+/// The same server on tokio's multi-thread runtime with `workers` threads
+/// (chapter 8 compares it with exercise 8 on as many threads).
+pub fn serve_tokio_on(listener: TcpListener, workers: usize) -> anyhow::Result<()> {
+    listener.set_nonblocking(true)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()?;
+    rt.block_on(accept_tokio(listener))
+}
+
+async fn accept_tokio(listener: TcpListener) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    loop {
+        let (stream, _) = listener.accept().await?;
+        tokio::spawn(async move {
+            // A reset or a vanished client ends only that connection.
+            let _ = echo_tokio(stream).await;
+        });
+    }
 }
 
 // ANCHOR: tokio_echo

@@ -1,11 +1,17 @@
 //! The benchmark of chapter 6: the engines, the measurements and the
 //! reports. `uring_book::ex6_benchmark` puts them together.
 
+pub mod cpu_breakdown;
 pub mod echo;
 pub mod echo_servers;
 pub mod file;
 pub mod fio;
+pub mod idle_memory;
+pub mod interleaved;
 pub mod machine;
+pub mod multishot_bench;
+pub mod multishot_report;
+pub mod multishot_servers;
 pub mod plot;
 pub mod record;
 pub mod report;

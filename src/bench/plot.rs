@@ -78,7 +78,7 @@ pub fn line_chart(
 
 /// One color per engine, the same in every chart; distinct on white.
 fn color_of(name: &str, index: usize) -> RGBAColor {
-    const ENGINES: [(&str, RGBColor); 13] = [
+    const ENGINES: [(&str, RGBColor); 14] = [
         ("std", RGBColor(0x4e, 0x79, 0xa7)),
         ("threads", RGBColor(0xf2, 0x8e, 0x2b)),
         ("io_uring", RGBColor(0xe1, 0x57, 0x59)),
@@ -92,6 +92,7 @@ fn color_of(name: &str, index: usize) -> RGBAColor {
         ("tokio-uring+coop", RGBColor(0xed, 0xc9, 0x48)),
         ("tokio", RGBColor(0x4e, 0x79, 0xa7)),
         ("std-threads", RGBColor(0xf2, 0x8e, 0x2b)),
+        ("uring-multishot", RGBColor(0x59, 0xa1, 0x4f)),
     ];
     match ENGINES.iter().find(|(n, _)| *n == name) {
         Some((_, c)) => c.to_rgba(),
