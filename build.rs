@@ -15,6 +15,16 @@ fn main() {
     let src = root.join("book/src");
     let out = PathBuf::from(env::var("OUT_DIR").unwrap()).join("book");
     println!("cargo:rerun-if-changed={}", src.display());
+    // $OUT_DIR is <target>/<profile>/build/<package>-<hash>/out: the solutions
+    // that run the `uring-book` binary find it in <profile> when a listing of
+    // the book runs as a program of its own (src/solutions/mod.rs).
+    let out_dir = PathBuf::from(env::var("OUT_DIR").unwrap());
+    if let Some(profile) = out_dir.ancestors().nth(3) {
+        println!(
+            "cargo:rustc-env=URING_BOOK_PROFILE_DIR={}",
+            profile.display()
+        );
+    }
 
     let mut chapters = Vec::new();
     collect_markdown(&src, &mut chapters);

@@ -209,6 +209,20 @@ wait "$server"
 } >"$out/ch08-server.txt"
 rm -f "$server_log"
 
+# --- Solutions to "What to try next" (book/src/solutions.md) ---
+# 1.1 and 3.2 time what they do: the release build.
+cargo build --release --quiet --bin uring-book
+capture sol-1-1 ok target/release/uring-book solution 1.1
+capture sol-1-2 ok "$bin" solution 1.2
+capture sol-1-3 ok "$bin" solution 1.3
+capture sol-2-1 ok "$bin" solution 2.1
+capture sol-2-2 ok "$bin" solution 2.2
+capture sol-2-3 ok "$bin" solution 2.3
+capture sol-3-1 ok "$bin" solution 3.1
+capture sol-3-2 ok target/release/uring-book solution 3.2
+capture sol-3-2-tmpfs fail "$bin" solution 3.2 --dir /dev/shm
+capture sol-3-3 ok "$bin" solution 3.3
+
 # Chapters 6 and 8: the benchmarks' reference runs (about four and six
 # minutes). REGEN_BENCH=0 skips them.
 if [[ ${REGEN_BENCH:-1} == 1 ]]; then

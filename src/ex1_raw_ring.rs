@@ -20,94 +20,94 @@ use uring_book::ring_frames::{self, CqeSlot, Snapshot, SqeSlot};
 
 #[repr(C)]
 #[derive(Default)]
-struct SqringOffsets {
-    head: u32,
-    tail: u32,
-    ring_mask: u32,
-    ring_entries: u32,
-    flags: u32,
-    dropped: u32,
-    array: u32,
-    resv1: u32,
-    user_addr: u64,
+pub struct SqringOffsets {
+    pub head: u32,
+    pub tail: u32,
+    pub ring_mask: u32,
+    pub ring_entries: u32,
+    pub flags: u32,
+    pub dropped: u32,
+    pub array: u32,
+    pub resv1: u32,
+    pub user_addr: u64,
 }
 
 #[repr(C)]
 #[derive(Default)]
-struct CqringOffsets {
-    head: u32,
-    tail: u32,
-    ring_mask: u32,
-    ring_entries: u32,
-    overflow: u32,
-    cqes: u32,
-    flags: u32,
-    resv1: u32,
-    user_addr: u64,
+pub struct CqringOffsets {
+    pub head: u32,
+    pub tail: u32,
+    pub ring_mask: u32,
+    pub ring_entries: u32,
+    pub overflow: u32,
+    pub cqes: u32,
+    pub flags: u32,
+    pub resv1: u32,
+    pub user_addr: u64,
 }
 
 #[repr(C)]
 #[derive(Default)]
-struct Params {
-    sq_entries: u32,
-    cq_entries: u32,
-    flags: u32,
-    sq_thread_cpu: u32,
-    sq_thread_idle: u32,
-    features: u32,
-    wq_fd: u32,
-    resv: [u32; 3],
-    sq_off: SqringOffsets,
-    cq_off: CqringOffsets,
+pub struct Params {
+    pub sq_entries: u32,
+    pub cq_entries: u32,
+    pub flags: u32,
+    pub sq_thread_cpu: u32,
+    pub sq_thread_idle: u32,
+    pub features: u32,
+    pub wq_fd: u32,
+    pub resv: [u32; 3],
+    pub sq_off: SqringOffsets,
+    pub cq_off: CqringOffsets,
 }
 
 /// `struct io_uring_sqe`, 64 bytes; only the fields a NOP needs have names
 /// that matter here.
 #[repr(C)]
 #[derive(Default)]
-struct Sqe {
-    opcode: u8,
-    flags: u8,
-    ioprio: u16,
-    fd: i32,
-    off: u64,
-    addr: u64,
-    len: u32,
-    op_flags: u32,
-    user_data: u64,
-    buf_index: u16,
-    personality: u16,
-    splice_fd_in: i32,
-    addr3: u64,
-    pad: u64,
+pub struct Sqe {
+    pub opcode: u8,
+    pub flags: u8,
+    pub ioprio: u16,
+    pub fd: i32,
+    pub off: u64,
+    pub addr: u64,
+    pub len: u32,
+    pub op_flags: u32,
+    pub user_data: u64,
+    pub buf_index: u16,
+    pub personality: u16,
+    pub splice_fd_in: i32,
+    pub addr3: u64,
+    pub pad: u64,
 }
 
 /// `struct io_uring_cqe`, 16 bytes.
 #[repr(C)]
-struct Cqe {
-    user_data: u64,
-    res: i32,
-    flags: u32,
+pub struct Cqe {
+    pub user_data: u64,
+    pub res: i32,
+    pub flags: u32,
 }
 
 const _: () = assert!(size_of::<Params>() == 120);
 const _: () = assert!(size_of::<Sqe>() == 64 && size_of::<Cqe>() == 16);
 
-const IORING_OFF_SQ_RING: i64 = 0;
-const IORING_OFF_CQ_RING: i64 = 0x800_0000;
-const IORING_OFF_SQES: i64 = 0x1000_0000;
-const IORING_ENTER_GETEVENTS: u32 = 1;
-const IORING_OP_NOP: u8 = 0;
-const IORING_FEAT_SINGLE_MMAP: u32 = 1;
+pub const IORING_OFF_SQ_RING: i64 = 0;
+pub const IORING_OFF_CQ_RING: i64 = 0x800_0000;
+pub const IORING_OFF_SQES: i64 = 0x1000_0000;
+pub const IORING_ENTER_GETEVENTS: u32 = 1;
+pub const IORING_OP_NOP: u8 = 0;
+pub const IORING_FEAT_SINGLE_MMAP: u32 = 1;
 
 /// One shared mapping of the ring's memory, unmapped on drop.
-struct Map {
+pub struct Map {
     ptr: *mut u8,
     len: usize,
 }
 
 impl Map {
-    fn new(ring: &OwnedFd, len: usize, offset: i64) -> io::Result<Map> {
+    pub fn new(ring: &OwnedFd, len: usize, offset: i64) -> io::Result<Map> {
         // SAFETY: a fresh shared mapping of the ring fd; the kernel checks
         // that offset and length fit the region it allocated.
         let ptr = unsafe {
@@ -130,7 +130,7 @@ impl Map {
     }
 
     /// A pointer to the field `offset` bytes into the mapping.
-    fn at<T>(&self, offset: u32) -> *mut T {
+    pub fn at<T>(&self, offset: u32) -> *mut T {
         assert!(offset as usize + size_of::<T>() <= self.len);
         // SAFETY: in bounds, checked above.
         unsafe { self.ptr.add(offset as usize).cast() }

@@ -106,7 +106,7 @@ pub struct BatchStats {
 
 // ANCHOR: sqe
 /// The SQE for the part of `op` not yet done.
-fn sqe_for(dir: Dir, fd: RawFd, op: &mut Op) -> io_uring::squeue::Entry {
+pub fn sqe_for(dir: Dir, fd: RawFd, op: &mut Op) -> io_uring::squeue::Entry {
     let offset = match op.offset {
         STREAM => STREAM,
         start => start + op.done as u64,
@@ -165,7 +165,7 @@ pub fn run_batch(
 // ANCHOR_END: run_batch
 
 impl BatchStats {
-    fn for_ops(ops: usize) -> BatchStats {
+    pub fn for_ops(ops: usize) -> BatchStats {
         BatchStats {
             ops,
             ..Default::default()
@@ -173,7 +173,7 @@ impl BatchStats {
     }
 
     /// `stats` with the counts of io_uring_enter `calls` filled in.
-    fn from_calls(stats: BatchStats, calls: Vec<Call>) -> BatchStats {
+    pub fn from_calls(stats: BatchStats, calls: Vec<Call>) -> BatchStats {
         BatchStats {
             enters: calls.len(),
             consumed: calls.iter().map(|c| c.consumed).sum(),
@@ -187,7 +187,7 @@ impl BatchStats {
 // ANCHOR: account
 /// What a CQE's result means for `op`: Ok(true) if bytes remain to move,
 /// Ok(false) if it is done, an error if it failed or moved nothing.
-fn account(dir: Dir, i: usize, op: &mut Op, res: i32) -> anyhow::Result<bool> {
+pub fn account(dir: Dir, i: usize, op: &mut Op, res: i32) -> anyhow::Result<bool> {
     if res < 0 {
         let err = diagnose::errno_text(&diagnose::cqe_error(res));
         bail!("{dir:?} {i} failed: {err}");
@@ -267,7 +267,7 @@ pub fn out_of_order(
 // ANCHOR_END: out_of_order
 
 /// A pipe as (read end, write end).
-fn pipe() -> io::Result<(File, File)> {
+pub fn pipe() -> io::Result<(File, File)> {
     let mut fds = [0; 2];
     // SAFETY: pipe2 fills two descriptors, which we then own.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -396,7 +396,7 @@ pub fn io_wq_workers() -> usize {
 }
 
 /// Checks that every op's buffer equals the one it should have read back.
-fn verify(read: &[Op], written: &[Op]) -> anyhow::Result<()> {
+pub fn verify(read: &[Op], written: &[Op]) -> anyhow::Result<()> {
     for (i, (r, w)) in read.iter().zip(written).enumerate() {
         if r.buf != w.buf {
             bail!("block {i} read back differs from what was written");

@@ -291,7 +291,13 @@ fn describe(variant: Variant) -> &'static str {
 // ANCHOR: read_sqe
 /// A read of `len` bytes at `offset` into `ptr`, naming the file and the
 /// buffer the way `variant` says: file 0 and buffer 0 when registered.
-fn read_sqe(variant: Variant, fd: RawFd, ptr: *mut u8, len: u32, offset: u64) -> Entry {
+pub fn read_sqe(
+    variant: Variant,
+    fd: RawFd,
+    ptr: *mut u8,
+    len: u32,
+    offset: u64,
+) -> Entry {
     let (fd, fixed) = (types::Fd(fd), types::Fixed(0));
     match variant {
         Variant::Read => opcode::Read::new(fd, ptr, len).offset(offset).build(),

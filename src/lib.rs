@@ -33,6 +33,7 @@ pub mod features;
 pub mod in_flight;
 pub mod optional_tools;
 pub mod ring_frames;
+pub mod solutions;
 pub mod system;
 pub mod tcp_addr;
 pub mod usage;

@@ -1,7 +1,8 @@
 //! `uring-book`: run the book's exercises.
 //!
 //! `cargo run` runs every exercise in order, `cargo run -- N` runs one,
-//! `cargo run -- doctor` checks the machine. Exit codes: 0 success, 1 an
+//! `cargo run -- solution N.M` runs the solution to an exercise of "What to
+//! try next", `cargo run -- doctor` checks the machine. Exit codes: 0 success, 1 an
 //! exercise or check failed, 2 a bad command line.
 
 use std::process::ExitCode;
@@ -9,7 +10,7 @@ use std::process::ExitCode;
 use clap::error::ErrorKind;
 use clap::{Args, Command, FromArgMatches};
 use uring_book::echo::client;
-use uring_book::{cleanup, diagnose, doctor, exercises, usage};
+use uring_book::{cleanup, diagnose, doctor, exercises, solutions, usage};
 
 /// Commands that write to sockets (and so must survive EPIPE).
 const SOCKET_COMMANDS: &[&str] = &["5", "6", "8", "echo-client"];
@@ -27,7 +28,8 @@ fn cli() -> Command {
         )
         .subcommand(client::CliArgs::augment_args(
             Command::new("echo-client").about("Load an echo server, verify echoes"),
-        ));
+        ))
+        .subcommand(solutions::command());
     for exercise in exercises::EXERCISES {
         cmd = cmd.subcommand(exercise.command());
     }
@@ -61,6 +63,13 @@ fn main() -> ExitCode {
         Some(("echo-client", sub)) => client::CliArgs::from_arg_matches(sub)
             .map_err(anyhow::Error::from)
             .and_then(|args| client::main(&args)),
+        Some(("solution", sub)) => match sub.subcommand() {
+            Some((id, args)) => match solutions::find(id) {
+                Some(solution) => (solution.run)(args),
+                None => unreachable!("clap accepts only registered solutions"),
+            },
+            None => unreachable!("clap requires a solution"),
+        },
         Some((name, sub)) => match exercises::find(name) {
             Some(exercise) => (exercise.run)(sub),
             None => unreachable!("clap accepts only registered subcommands"),
@@ -104,6 +113,19 @@ fn usage_error(err: clap::Error) -> ExitCode {
         _ => {}
     }
     let line = match err.kind() {
+        ErrorKind::InvalidSubcommand
+            if std::env::args().nth(1).as_deref() == Some("solution") =>
+        {
+            let ids: Vec<&str> = solutions::SOLUTIONS.iter().map(|s| s.id).collect();
+            let what = err
+                .get(clap::error::ContextKind::InvalidSubcommand)
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            format!(
+                "no solution '{what}' (solutions: {}); see solution --help",
+                ids.join(", ")
+            )
+        }
         ErrorKind::InvalidSubcommand if sub_exercise().is_some() => {
             // `uring-book 7 frob`: a command of an exercise that has some.
             let (number, commands) = sub_exercise().unwrap_or_default();
@@ -125,7 +147,7 @@ fn usage_error(err: clap::Error) -> ExitCode {
                 .unwrap_or_default();
             format!(
                 "no exercise or command '{what}' (exercises: {}; \
-                 also: doctor, echo-client); see --help",
+                 also: doctor, echo-client, solution); see --help",
                 if known.is_empty() {
                     "none yet".to_string()
                 } else {

@@ -1,70 +1,23 @@
 //! Helpers shared by the integration tests.
+//!
+//! Running a program under a lowered RLIMIT_MEMLOCK lives in the crate
+//! (`uring_book::solutions::memlock_child`), because chapter 3's solutions do
+//! it too; these are the tests' shorthands for it.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
+
+use uring_book::solutions::memlock_child::{self, BinForAnyUser};
 
 /// A command that runs `program` with RLIMIT_MEMLOCK set to `bytes` and
-/// without CAP_IPC_LOCK, as a reader without privileges runs it.
-///
-/// The kernel charges locked memory per *user*, and a ring's charge outlives
-/// its process for a moment (teardown is asynchronous). Tests that run in
-/// parallel as the same user would see each other's charges, so as root each
-/// call runs under a user id of its own, which also drops every capability.
-/// Without root, the limit alone is what a reader gets.
+/// without CAP_IPC_LOCK, as a reader without privileges runs it (as root,
+/// under a user id of its own; see `memlock_child`).
 pub fn memlock_limited(bytes: u64, program: &str) -> Command {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let limit = format!("--memlock={bytes}");
-    if !is_root() {
-        let mut cmd = Command::new("prlimit");
-        cmd.args([&limit, program]);
-        return cmd;
-    }
-    let uid =
-        40_000 + (std::process::id() % 1000) * 20 + NEXT.fetch_add(1, Ordering::Relaxed);
-    let mut cmd = Command::new("setpriv");
-    cmd.arg(format!("--reuid={uid}"))
-        .arg(format!("--regid={uid}"))
-        .arg("--clear-groups")
-        .args(["prlimit", &limit, program])
-        // The checkout may be in a directory only root can enter.
-        .current_dir("/");
-    cmd
+    memlock_child::memlock_limited(bytes, Path::new(program))
 }
 
 /// The `uring-book` binary where any user can run it, for as long as this
-/// value lives. As root, [`memlock_limited`] runs it as another user, who may
-/// not be able to reach the checkout's target directory, so it is copied to
-/// a temporary directory that is removed on drop.
-pub struct BinForAnyUser {
-    pub path: PathBuf,
-    _dir: Option<tempfile::TempDir>,
-}
-
+/// value lives (as root, a copy in a temporary directory).
 pub fn bin_for_any_user() -> BinForAnyUser {
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_uring-book"));
-    if !is_root() {
-        return BinForAnyUser {
-            path: bin,
-            _dir: None,
-        };
-    }
-    let dir = tempfile::Builder::new()
-        .prefix("uring-book-bin")
-        .tempdir()
-        .unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let path = dir.path().join("uring-book");
-    std::fs::copy(&bin, &path).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    BinForAnyUser {
-        path,
-        _dir: Some(dir),
-    }
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    memlock_child::bin_for_any_user(Path::new(env!("CARGO_BIN_EXE_uring-book"))).unwrap()
 }

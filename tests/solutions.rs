@@ -1,0 +1,212 @@
+//! Every solution to "What to try next", run through the binary as a reader
+//! runs it (`cargo run -- solution N.M`), with assertions on what it printed.
+//! Each solution also checks its own result and fails if it is wrong; these
+//! tests check that the output says what the book says it does.
+
+use std::process::Command;
+
+use uring_book::solutions::SOLUTIONS;
+
+const BIN: &str = env!("CARGO_BIN_EXE_uring-book");
+
+/// Runs `uring-book solution ARGS...`: (exit code, stdout, stderr).
+fn solution(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(BIN)
+        .arg("solution")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs a solution that must succeed and returns its output.
+fn ok(args: &[&str]) -> String {
+    let (code, stdout, stderr) = solution(args);
+    assert_eq!(code, Some(0), "solution {args:?}:\n{stdout}\n{stderr}");
+    stdout
+}
+
+/// The line of `text` that starts with `prefix` (after indentation), split
+/// into words.
+fn row<'a>(text: &'a str, prefix: &str) -> Vec<&'a str> {
+    text.lines()
+        .find(|l| l.trim_start().starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line starting with {prefix:?}:\n{text}"))
+        .split_whitespace()
+        .collect()
+}
+
+#[test]
+fn help_lists_every_solution_one_line_each() {
+    let (code, stdout, _) = solution(&["--help"]);
+    assert_eq!(code, Some(0));
+    for s in SOLUTIONS {
+        let line = row(&stdout, &format!("{} ", s.id)).join(" ");
+        assert!(line.ends_with(s.about), "{line}");
+    }
+    // The top-level help names the command.
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("solution "));
+}
+
+#[test]
+fn without_an_exercise_it_lists_them_and_exits_2() {
+    let (code, stdout, stderr) = solution(&[]);
+    assert_eq!(code, Some(2));
+    assert!((stdout + &stderr).contains("1.1"));
+}
+
+#[test]
+fn an_unknown_solution_is_one_line_and_exit_2() {
+    let (code, stdout, stderr) = solution(&["9.9"]);
+    assert_eq!(code, Some(2));
+    assert!(stdout.is_empty());
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error: no solution '9.9' (solutions: 1.1, "));
+}
+
+#[test]
+fn one_byte_reads_cost_one_enter_each() {
+    let out = ok(&["1.1", "--size-kib", "16"]);
+    // --buf-size, reads, io_uring_enter (traced), ns per read, ns per byte
+    let one = row(&out, "1 ");
+    assert_eq!(one[1..3], ["16385", "16385"], "{out}");
+    let big = row(&out, "65536 ");
+    assert_eq!(big[1..3], ["2", "2"], "{out}");
+    assert!(out.contains("a byte "), "{out}");
+}
+
+#[test]
+fn two_reads_in_flight_halve_the_calls() {
+    let out = ok(&["1.2"]);
+    assert!(
+        out.contains(
+            "two in flight: 194 bytes in 6 reads, 3 rounds of submit_and_wait(2)"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "exercise 1:    194 bytes in 5 reads, 5 rounds of submit_and_wait(1)"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("round 2: user_data=0 res=64, user_data=1 res=2"),
+        "{out}"
+    );
+}
+
+#[test]
+fn no_sqarray_works_with_the_crate_and_by_hand() {
+    let out = ok(&["1.3"]);
+    assert!(
+        out.contains("194 bytes in 5 reads, equal to the file"),
+        "{out}"
+    );
+    assert!(
+        out.contains("sq_off.array=0, so the old length would be 16 bytes"),
+        "{out}"
+    );
+    assert!(out.contains("its CQE: user_data=0x1234 res=0"), "{out}");
+}
+
+#[test]
+fn the_traced_calls_match_the_exercises_own_count() {
+    let out = ok(&["2.1"]);
+    let part5 = out.split("part 5.").nth(1).expect(&out);
+    assert!(part5.contains(": 16 calls"), "{out}");
+    assert!(part5.contains("(the exercise counted 16 too)"), "{out}");
+    assert!(
+        part5.contains(", 1, 1, IORING_ENTER_GETEVENTS, NULL, 128) = 1  x16"),
+        "{out}"
+    );
+    let part4 = out.split("part 4.").nth(1).expect(&out);
+    assert!(part4.contains("(the exercise counted 8 too)"), "{out}");
+}
+
+#[test]
+fn a_full_pipeline_waits_for_one_and_batches_wait_for_all() {
+    let out = ok(&["2.2"]);
+    let (file, pipe) = out.split_once("into a pipe").expect(&out);
+    for part in [file, pipe] {
+        assert!(
+            part.contains("run_batch     io_uring_enter x4  waiting for 0 8 0 8"),
+            "{out}"
+        );
+        // run_pipelined io_uring_enter xN waiting for 0 1 ...
+        let words = row(part, "run_pipelined");
+        let calls: usize = words[2].trim_start_matches('x').parse().unwrap();
+        assert!(calls >= 4, "{out}");
+        assert_eq!(words[5..].len(), calls, "{out}");
+        assert!(words[5..].iter().all(|w| *w == "0" || *w == "1"), "{out}");
+    }
+}
+
+#[test]
+fn a_short_write_breaks_the_chain() {
+    let out = ok(&["2.3"]);
+    assert!(out.contains("write: user_data=0 res=50\nread:  user_data=1 res=50"));
+    assert!(
+        out.contains(
+            "write: user_data=0 res=16\nread:  user_data=1 res=-125 (ECANCELED)"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_memlock_limit_is_found_below_16_buffers() {
+    let out = ok(&["3.1"]);
+    assert!(
+        out.contains("--buffers=12: registered, 768 KiB spanning "),
+        "{out}"
+    );
+    assert!(
+        out.contains("--buffers=16: registering 1 MiB of buffers failed with ENOMEM"),
+        "{out}"
+    );
+    assert!(
+        out.contains("second: registering 512 KiB of buffers failed with ENOMEM"),
+        "{out}"
+    );
+}
+
+#[test]
+fn o_direct_reads_the_right_blocks_both_ways() {
+    let out = ok(&["3.2", "--reads", "200"]);
+    assert!(
+        out.contains("Read and ReadFixed both read block 7 back exactly, with O_DIRECT"),
+        "{out}"
+    );
+    assert_eq!(out.matches(" ns/read, spread ").count(), 2, "{out}");
+    assert!(out.contains("ReadFixed saved "), "{out}");
+}
+
+#[test]
+fn o_direct_on_tmpfs_is_refused_with_the_reason() {
+    // /dev/shm is a tmpfs on Linux distributions and in Docker containers.
+    let (code, stdout, stderr) = solution(&["3.2", "--dir", "/dev/shm"]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("/dev/shm is on tmpfs"), "{stderr}");
+    assert!(stderr.contains("Pass --dir"), "{stderr}");
+}
+
+#[test]
+fn a_registered_file_outlives_its_descriptor() {
+    let out = ok(&["3.3"]);
+    assert!(out.contains("F_GETFD) fails with EBADF"), "{out}");
+    assert!(
+        out.contains("read via types::Fixed(0): user_data=0 res=45"),
+        "{out}"
+    );
+    assert!(
+        out.contains("after unregister_files(): user_data=0 res=-9 (EBADF)"),
+        "{out}"
+    );
+}
