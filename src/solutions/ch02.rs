@@ -297,7 +297,7 @@ pub mod linked {
         Ok(())
     }
 
-    fn new_file(dir: &tempfile::TempDir, name: &str) -> anyhow::Result<File> {
+    fn new_file(dir: &uring_book::cleanup::TempDir, name: &str) -> anyhow::Result<File> {
         Ok(File::options()
             .read(true)
             .write(true)
