@@ -7,7 +7,9 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use uring_book::bench::echo::{perf_available, process_cpu_time, ServerProcess};
+use uring_book::bench::echo::{
+    perf_available, process_cpu_time, ServerProcess, ECHO_SERVERS,
+};
 use uring_book::bench::record::{from_json, Record};
 
 const EXE: &str = env!("CARGO_BIN_EXE_uring-book");
@@ -34,6 +36,7 @@ fn a_tiny_run_of_the_file_workloads_writes_sane_records_charts_and_summary() {
     let out = run(&[
         "--file-size=1M",
         "--seconds=0.05",
+        "--repeat=2",
         "--depths=1,8",
         "--threads=2",
         "--workloads=seq,cached,direct,tmpfs",
@@ -59,8 +62,29 @@ fn a_tiny_run_of_the_file_workloads_writes_sane_records_charts_and_summary() {
         ("rand-read-cached", "io_uring"),
         ("rand-read-cached", "io_uring+fixed"),
         ("rand-read-cached", "io_uring+sqpoll"),
+        ("rand-read-cached", "io_uring+fixed-file"),
+        ("rand-read-cached", "io_uring+fixed-bufs"),
+        ("rand-read-direct", "io_uring+eager"),
+        ("rand-read-direct", "io_uring+pairs"),
+        ("rand-read-direct", "io_uring+triples"),
     ] {
         assert!(has(w, e), "no {w} {e} record");
+    }
+    // Every point ran twice: once in each round.
+    for r in records.iter().filter(|r| r.repeat == 0) {
+        let again = records.iter().filter(|o| {
+            (&o.workload, &o.engine, o.queue_depth)
+                == (&r.workload, &r.engine, r.queue_depth)
+        });
+        let repeats: Vec<u32> = again.map(|o| o.repeat).collect();
+        assert_eq!(
+            repeats,
+            [0, 1],
+            "{} {} {}",
+            r.workload,
+            r.engine,
+            r.queue_depth
+        );
     }
     for r in &records {
         assert!(r.ops > 0 && r.ops_per_s > 0.0, "{r:?}");
@@ -85,7 +109,11 @@ fn a_tiny_run_of_the_file_workloads_writes_sane_records_charts_and_summary() {
         .filter(|r| r.workload == "rand-read-cached" && r.engine == "io_uring")
         .map(|r| r.queue_depth)
         .collect();
-    assert_eq!(depths, [1, 8]);
+    assert_eq!(
+        depths,
+        [1, 8, 8, 1],
+        "the second round runs in mirrored order"
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("Machine: ") && stdout.contains("File system: "),
@@ -96,6 +124,8 @@ fn a_tiny_run_of_the_file_workloads_writes_sane_records_charts_and_summary() {
     let md = std::fs::read_to_string(&summary).unwrap();
     assert!(md.contains("<!-- ANCHOR: rand-read-cached -->"), "{md}");
     assert!(md.contains("| engine | depth |"), "{md}");
+    assert!(md.contains("Each point ran 2 times"), "{md}");
+    assert!(md.contains(" ±"), "medians with their spread: {md}");
     // The tables come back from the JSON alone, without measuring again.
     let again = run(&["--from-json", json.to_str().unwrap()]);
     assert!(again.status.success(), "{}", stderr(&again));
@@ -193,8 +223,31 @@ fn records_in_the_reference_run_have_the_promised_fields() {
     assert!(records.iter().all(|r| r.ops > 0 && !r.engine.is_empty()));
 }
 
+/// The book's summary is what the reference run makes: regenerate both with
+/// `scripts/regen-bench.sh`, never one without the other.
+#[test]
+fn the_books_summary_is_what_the_reference_run_generates() {
+    let bench = Path::new(env!("CARGO_MANIFEST_DIR")).join("book/src/bench");
+    let text = std::fs::read_to_string(bench.join("reference.json")).unwrap();
+    let records = from_json(&text).unwrap();
+    let committed = std::fs::read_to_string(bench.join("summary.md")).unwrap();
+    let made = uring_book::bench::report::summary_markdown(&records, "");
+    // The command line is the one part the records do not hold.
+    let without_command = |md: &str| {
+        md.split_once("<!-- ANCHOR_END: command -->")
+            .unwrap()
+            .1
+            .to_string()
+    };
+    assert!(
+        without_command(&committed) == without_command(&made),
+        "book/src/bench/summary.md is stale: run scripts/regen-bench.sh"
+    );
+}
+
 /// A tiny echo sweep through the benchmark itself: every server started as
-/// its own process, chapter 5's client checking every echoed byte.
+/// its own process, chapter 5's client checking every echoed byte, the
+/// servers taking turns from one round to the next.
 #[test]
 fn a_tiny_echo_run_measures_every_server() {
     let dir = disk_dir();
@@ -204,16 +257,18 @@ fn a_tiny_echo_run_measures_every_server() {
         "--conns=3",
         "--sizes=64",
         "--seconds=0.1",
+        "--repeat=2",
         "--json",
         json.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let records = from_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let engines: Vec<&str> = records.iter().map(|r| r.engine.as_str()).collect();
-    assert_eq!(
-        engines,
-        ["tokio-uring", "tokio-uring+coop", "tokio", "std-threads"]
-    );
+    let servers: Vec<&str> = ECHO_SERVERS.iter().map(|s| s.name).collect();
+    let n = servers.len();
+    assert_eq!(engines[..n], servers[..]);
+    // The second round starts with the second server.
+    assert_eq!(engines[n..], [&servers[1..], &servers[..1]].concat()[..]);
     for r in &records {
         assert_eq!((r.workload.as_str(), r.queue_depth), ("echo", 3));
         assert!(r.ops > 0 && r.cpu_us_per_op.is_some(), "{r:?}");

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 
 use uring_book::bench::echo_servers;
-use uring_book::bench::record::{Measured, Record, Settings};
+use uring_book::bench::record::{Measured, Profile, Record, Settings};
 
 /// A load for the client to put on a server.
 #[derive(Debug, Clone, Copy)]
@@ -334,8 +334,8 @@ fn set_affinity(set: &libc::cpu_set_t) {
 
 /// Runs `client` with `load` against a server, server CPU time measured
 /// over the same window, the client pinned to `client_cpu` meanwhile.
-/// With `profile`, `perf record` samples the server for the first half of
-/// the window and the record keeps its hottest functions.
+/// With `profile`, `perf record` samples the server for most of the window
+/// and the record keeps the profile.
 pub fn measure(
     mut server: ServerProcess,
     engine: &str,
@@ -355,7 +355,8 @@ pub fn measure(
     let samples = tempfile::tempdir()?;
     let recorder = if profile {
         let data = samples.path().join("perf.data");
-        let secs = format!("{:.2}", load.duration.as_secs_f64() / 2.0);
+        // The client connects first, then runs for `duration`: sample most of it.
+        let secs = format!("{:.2}", load.duration.as_secs_f64() * 0.8);
         let child = Command::new("perf")
             .args(["record", "-q", "-o"])
             .arg(&data)
@@ -377,10 +378,10 @@ pub fn measure(
     set_affinity(&saved);
     let outcome = outcome.with_context(|| format!("echo client against {engine}"))?;
     let perf = server.finish()?;
-    let hottest = match recorder {
+    let profile = match recorder {
         Some((mut child, data)) => {
             child.wait()?;
-            Some(hottest_functions(&data, 8)?)
+            Some(profile_of(&data, 8)?)
         }
         None => None,
     };
@@ -403,15 +404,24 @@ pub fn measure(
     let mut record = Record::new("echo", engine, load.conns as u32, m, settings);
     record.p50_us = Some(outcome.p50.as_secs_f64() * 1e6);
     record.p99_us = Some(outcome.p99.as_secs_f64() * 1e6);
-    record.hottest = hottest;
+    record.profile = profile;
     Ok(record)
 }
 
-/// The `n` functions with the most samples in a `perf record` file, with
-/// their share of all samples in percent: `perf report --sort sym`.
-pub fn hottest_functions(data: &Path, n: usize) -> anyhow::Result<Vec<(String, f64)>> {
+/// The profile in a `perf record` file: the event it sampled, how many
+/// samples it took, and the `n` functions with the most of them
+/// (`perf report --sort sym`, each function's own samples).
+pub fn profile_of(data: &Path, n: usize) -> anyhow::Result<Profile> {
     let out = Command::new("perf")
-        .args(["report", "--stdio", "--no-children", "--sort", "sym", "-i"])
+        .args([
+            "report",
+            "--stdio",
+            "--no-children",
+            "--sort",
+            "sym",
+            "-n",
+            "-i",
+        ])
         .arg(data)
         .stderr(Stdio::null())
         .output()
@@ -419,27 +429,92 @@ pub fn hottest_functions(data: &Path, n: usize) -> anyhow::Result<Vec<(String, f
     Ok(parse_perf_report(&String::from_utf8_lossy(&out.stdout), n))
 }
 
-/// Lines such as `    19.42%  [k] __pv_queued_spin_lock_slowpath`.
-pub fn parse_perf_report(text: &str, n: usize) -> Vec<(String, f64)> {
-    text.lines()
+/// Reads `perf report -n` output: a header line `# Samples: 4K of event
+/// 'cpu-clock:ppp'`, then lines such as
+/// `    19.42%       123  [k] __pv_queued_spin_lock_slowpath`.
+pub fn parse_perf_report(text: &str, n: usize) -> Profile {
+    let event = text
+        .lines()
+        .find_map(|l| l.split_once(" of event '")?.1.split_once('\''))
+        .map(|(event, _)| event.split(':').next().unwrap_or(event).to_string())
+        .unwrap_or_default();
+    let rows: Vec<(String, f64, u64)> = text
+        .lines()
         .filter(|l| !l.trim_start().starts_with('#'))
         .filter_map(|l| {
             let (pct, rest) = l.trim().split_once('%')?;
-            let pct: f64 = pct.trim().parse().ok()?;
+            let (count, rest) = rest.trim().split_once(' ')?;
             let name = rest
                 .trim()
                 .split_once(' ')
-                .map_or(rest.trim(), |(_, name)| name.trim());
-            Some((name.to_string(), pct))
+                .map_or(rest.trim(), |(_, n)| n.trim());
+            Some((
+                name.to_string(),
+                pct.trim().parse().ok()?,
+                count.parse().ok()?,
+            ))
         })
-        .take(n)
-        .collect()
+        .collect();
+    Profile {
+        event,
+        samples: rows.iter().map(|r| r.2).sum(),
+        hottest: rows
+            .into_iter()
+            .take(n)
+            .map(|(name, pct, _)| (name, pct))
+            .collect(),
+    }
 }
 
-/// The body of `uring-book 6 --serve ENGINE`: bind 127.0.0.1:0, say where
-/// and under which process id,
-/// serve until the benchmark closes our stdin.
-pub fn serve(engine: &str, cpu: Option<usize>) -> anyhow::Result<()> {
+/// An echo server the benchmark can start: `uring-book 6 --serve NAME`.
+pub struct EchoServer {
+    /// Its name in the tables and on the command line.
+    pub name: &'static str,
+    /// Echoes every connection of the listener; returns only on an error.
+    pub serve: fn(std::net::TcpListener) -> anyhow::Result<()>,
+}
+
+/// Every echo server of the benchmark, in the order the tables show them.
+/// A new server is one more entry here.
+pub const ECHO_SERVERS: &[EchoServer] = &[
+    EchoServer {
+        name: "tokio-uring+coop",
+        serve: serve_chapter5,
+    },
+    EchoServer {
+        name: "tokio-uring",
+        serve: serve_plain_ring,
+    },
+    EchoServer {
+        name: "tokio-uring+coop+flag",
+        serve: serve_taskrun_flag,
+    },
+    EchoServer {
+        name: "tokio-uring+coop+single",
+        serve: serve_single_issuer,
+    },
+    EchoServer {
+        name: "tokio",
+        serve: echo_servers::serve_tokio,
+    },
+    EchoServer {
+        name: "std-threads",
+        serve: echo_servers::serve_std_threads,
+    },
+];
+
+/// The server called `name`, or an error that lists them all.
+pub fn echo_server(name: &str) -> anyhow::Result<&'static EchoServer> {
+    ECHO_SERVERS.iter().find(|s| s.name == name).ok_or_else(|| {
+        let names: Vec<&str> = ECHO_SERVERS.iter().map(|s| s.name).collect();
+        anyhow::anyhow!("no echo server '{name}' ({})", names.join(", "))
+    })
+}
+
+/// The body of `uring-book 6 --serve NAME`: bind 127.0.0.1:0, say where and
+/// under which process id, serve until the benchmark closes our stdin.
+pub fn serve(name: &str, cpu: Option<usize>) -> anyhow::Result<()> {
+    let server = echo_server(name)?;
     if let Some(cpu) = cpu {
         pin_to_cpu(cpu).with_context(|| format!("pin the server to CPU {cpu}"))?;
     }
@@ -448,60 +523,56 @@ pub fn serve(engine: &str, cpu: Option<usize>) -> anyhow::Result<()> {
         let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
         std::process::exit(0);
     });
-    let any_port: SocketAddr = "127.0.0.1:0".parse()?;
-    match engine {
-        "tokio-uring" | "tokio-uring+coop" => {
-            use uring_book::ex5_tcp_echo;
-            let rt = if engine == "tokio-uring" {
-                uring_book::diagnose::tokio_uring_runtime(256)?
-            } else {
-                coop_taskrun_runtime()?
-            };
-            rt.block_on(async {
-                let listener = ex5_tcp_echo::listen(any_port)?;
-                println!(
-                    "listening on {} pid {}",
-                    listener.local_addr()?,
-                    std::process::id()
-                );
-                let stats = std::rc::Rc::new(ex5_tcp_echo::Stats::default());
-                ex5_tcp_echo::serve(listener, stats, true).await;
-                Ok(())
-            })
-        }
-        "tokio" | "std-threads" => {
-            let listener = echo_servers::listen(any_port)?;
-            println!(
-                "listening on {} pid {}",
-                listener.local_addr()?,
-                std::process::id()
-            );
-            if engine == "tokio" {
-                echo_servers::serve_tokio(listener)
-            } else {
-                echo_servers::serve_std_threads(listener)
-            }
-        }
-        other => bail!(
-            "no echo server '{other}' (tokio-uring, tokio-uring+coop, tokio, std-threads)"
-        ),
-    }
+    let listener = echo_servers::listen("127.0.0.1:0".parse()?)?;
+    let (addr, pid) = (listener.local_addr()?, std::process::id());
+    println!("listening on {addr} pid {pid}");
+    (server.serve)(listener)
 }
 
-// ANCHOR: coop
-/// A tokio-uring runtime whose ring is set up with IORING_SETUP_COOP_TASKRUN
-/// (Linux 5.19): the task_work of a completion is still flagged on the
-/// server's thread, and wakes it if it sleeps, but a thread running on another
-/// CPU gets no interrupt (IPI) for it; the work runs at its next return to
-/// user space, after a system call or an interrupt such as the timer tick.
-fn coop_taskrun_runtime() -> anyhow::Result<tokio_uring::Runtime> {
+/// Chapter 5's server on a runtime of its own making.
+fn serve_on(
+    rt: tokio_uring::Runtime,
+    listener: std::net::TcpListener,
+) -> anyhow::Result<()> {
+    use uring_book::ex5_tcp_echo;
+    rt.block_on(async {
+        let listener = tokio_uring::net::TcpListener::from_std(listener);
+        let stats = std::rc::Rc::new(ex5_tcp_echo::Stats::default());
+        Err(ex5_tcp_echo::serve(listener, stats, true).await.into())
+    })
+}
+
+/// Chapter 5's server as `cargo run -- 5` starts it (COOP_TASKRUN).
+fn serve_chapter5(listener: std::net::TcpListener) -> anyhow::Result<()> {
+    serve_on(uring_book::ex5_tcp_echo::runtime()?, listener)
+}
+
+/// The same server on a plain ring, to show what COOP_TASKRUN changes.
+fn serve_plain_ring(listener: std::net::TcpListener) -> anyhow::Result<()> {
+    let entries = uring_book::ex5_tcp_echo::RING_ENTRIES;
+    serve_on(
+        uring_book::diagnose::tokio_uring_runtime(entries)?,
+        listener,
+    )
+}
+
+fn serve_taskrun_flag(listener: std::net::TcpListener) -> anyhow::Result<()> {
     let mut ring = tokio_uring::uring_builder();
-    ring.setup_coop_taskrun();
+    ring.setup_coop_taskrun().setup_taskrun_flag();
     let mut builder = tokio_uring::builder();
     builder.entries(256).uring_builder(&ring);
-    tokio_uring::Runtime::new(&builder).map_err(uring_book::diagnose::setup)
+    let rt = tokio_uring::Runtime::new(&builder).map_err(uring_book::diagnose::setup)?;
+    serve_on(rt, listener)
 }
-// ANCHOR_END: coop
+
+fn serve_single_issuer(listener: std::net::TcpListener) -> anyhow::Result<()> {
+    let mut ring = tokio_uring::uring_builder();
+    ring.setup_coop_taskrun().setup_single_issuer();
+    let mut builder = tokio_uring::builder();
+    builder.entries(256).uring_builder(&ring);
+    let rt = tokio_uring::Runtime::new(&builder).map_err(uring_book::diagnose::setup)?;
+    serve_on(rt, listener)
+}
 
 /// Chapter 5's load client, as the benchmark's [`Client`].
 pub fn chapter5_client(load: &Load) -> anyhow::Result<Outcome> {
@@ -541,19 +612,22 @@ mod tests {
 
     #[test]
     fn perf_report_lines_become_functions_and_shares() {
-        let text = "# Samples: 4K of event 'cpu-clock'\n#\n\
-                    # Overhead  Symbol\n\
-                    \x20   19.42%  [k] __pv_queued_spin_lock_slowpath\n\
-                    \x20    0.62%  [.] __vdso_clock_gettime\n\n";
-        let hot = parse_perf_report(text, 8);
+        let text = "# Samples: 4K of event 'cpu-clock:ppp'\n#\n\
+                    # Overhead       Samples  Symbol\n\
+                    \x20   19.42%          777  [k] __pv_queued_spin_lock_slowpath\n\
+                    \x20    0.62%           25  [.] __vdso_clock_gettime\n\n";
+        let profile = parse_perf_report(text, 8);
+        assert_eq!(profile.event, "cpu-clock");
+        assert_eq!(profile.samples, 802);
         assert_eq!(
-            hot,
+            profile.hottest,
             [
                 ("__pv_queued_spin_lock_slowpath".to_string(), 19.42),
                 ("__vdso_clock_gettime".to_string(), 0.62)
             ]
         );
-        assert_eq!(parse_perf_report(text, 1).len(), 1);
+        let top = parse_perf_report(text, 1);
+        assert_eq!((top.hottest.len(), top.samples), (1, 802));
     }
 
     #[test]

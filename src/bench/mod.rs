@@ -4,9 +4,11 @@
 pub mod echo;
 pub mod echo_servers;
 pub mod file;
+pub mod findings;
 pub mod fio;
 pub mod machine;
 pub mod plot;
+pub mod point;
 pub mod record;
 pub mod report;
 pub mod stats;
