@@ -505,8 +505,7 @@ fn uring_random(
     let at = |rng: &mut Rng| rng.below(blocks) * BLOCK as u64;
     let mut next = |slot| read_entry(opts, file, &buf, slot, at(&mut rng));
     let (mut latencies, mut syscalls) = (Latencies::new(), 0u64);
-    let window = Window::start();
-    let deadline = Instant::now() + duration;
+    let (window, deadline) = (Window::start(), Instant::now() + duration);
     // When each slot's read was handed over: its user_data is the index.
     let mut started = vec![Instant::now(); opts.depth];
     for (slot, start) in started.iter_mut().enumerate() {
@@ -516,13 +515,11 @@ fn uring_random(
     let (mut in_flight, mut done) = (opts.depth, Vec::with_capacity(opts.depth));
     while in_flight > 0 {
         enter(&mut ring, opts, &mut syscalls)?;
-        done.extend(
-            ring.completion()
-                .map(|c| (c.user_data() as usize, c.result())),
-        );
+        done.extend(ring.completion());
         let now = Instant::now(); // one clock read for the whole round
-        for (slot, res) in done.drain(..) {
-            check_read(res)?;
+        for cqe in done.drain(..) {
+            let slot = cqe.user_data() as usize;
+            check_read(cqe.result())?;
             latencies.record(now - started[slot]);
             in_flight -= 1;
             if now < deadline {

@@ -7,10 +7,9 @@
 //! (`{{#include bench/summary.md:direct-fio}}`): the function behind a
 //! sentence is the one named there.
 
-use uring_book::bench::plot::human;
 use uring_book::bench::point::{self, echo_at, find, Point};
 use uring_book::bench::record::{Profile, Record};
-use uring_book::bench::report::Table;
+use uring_book::bench::report::{rate, Table};
 use uring_book::bench::stats::{compare, Spread, Verdict};
 use uring_book::system::human_bytes;
 
@@ -168,7 +167,7 @@ const DIRECT: &str = "rand-read-direct";
 const CACHED: &str = "rand-read-cached";
 
 fn iops(p: &Point) -> String {
-    human(p.ops().median)
+    rate(p.ops().median)
 }
 
 fn cpu(p: &Point) -> String {
@@ -1150,7 +1149,7 @@ mod tests {
             &[],
         ));
         let t = text(direct_depth1, &tie);
-        assert!(t.contains("std `pread` did 20k IOPS (p50 50 µs)"), "{t}");
+        assert!(t.contains("std `pread` did 20.0k IOPS (p50 50 µs)"), "{t}");
         assert!(
             t.contains("no difference this run can tell from noise"),
             "{t}"
@@ -1202,7 +1201,7 @@ mod tests {
             &[],
         ));
         let t = text(direct_knee, &records);
-        assert!(t.starts_with("From depth 16 on (95k IOPS"), "{t}");
+        assert!(t.starts_with("From depth 16 on (95.0k IOPS"), "{t}");
         assert!(t.contains("at depth 32 the p50 was 320 µs"), "{t}");
         // Depth 16 clearly below the best: more depth kept paying.
         let mut records =
@@ -1236,7 +1235,7 @@ mod tests {
         ));
         let t = text(direct_pool, &records);
         assert!(
-            t.contains("The best thread pool, 8 threads, did 50k IOPS"),
+            t.contains("The best thread pool, 8 threads, did 50.0k IOPS"),
             "{t}"
         );
         assert!(t.ends_with(": a tie, and less CPU per read."), "{t}");
@@ -1269,10 +1268,10 @@ mod tests {
         let t = text(direct_fio, &fio_sweep());
         assert!(t.contains("| depth | fio IOPS | fio CPU us/op |"), "{t}");
         assert!(
-            t.contains("| 32 | 84k | 5.00* | 83 % | 102 % | 103 % | 85 % |"),
+            t.contains("| 32 | 84.0k | 5.00* | 83 % | 102 % | 103 % | 85 % |"),
             "{t}"
         );
-        assert!(t.contains("| 4 | 45k | 5.00* | 93 % | ~101 % |"), "{t}");
+        assert!(t.contains("| 4 | 45.0k | 5.00* | 93 % | ~101 % |"), "{t}");
         assert!(t.lines().all(|l| l.chars().count() <= 100), "{t}");
     }
 
@@ -1356,7 +1355,7 @@ mod tests {
         ));
         let t = text(direct_sqpoll, &records);
         assert!(
-            t.contains("SQPOLL did 79k IOPS at 13.20 µs of CPU per read"),
+            t.contains("SQPOLL did 79.0k IOPS at 13.20 µs of CPU per read"),
             "{t}"
         );
         assert!(
@@ -1402,8 +1401,8 @@ mod tests {
         }
         assert_eq!(
             text(cached_fixed, &records),
-            "At depth 32, against plain io_uring's 1M IOPS: the registered file alone \
-             1.1M (more), registered buffers alone 1M (a tie), both 1.1M (more)."
+            "At depth 32, against plain io_uring's 1.00M IOPS: the registered file alone \
+             1.10M (more), registered buffers alone 1.00M (a tie), both 1.12M (more)."
         );
     }
 
@@ -1413,7 +1412,7 @@ mod tests {
         records.extend(point(CACHED, "io_uring", 32, &[1100.0; 3], &[]));
         records.extend(point(CACHED, "io_uring+fixed", 32, &[1200.0; 3], &[]));
         let t = text(cached_best, &records);
-        assert!(t.contains("1.2k IOPS (io_uring+fixed, depth 32"), "{t}");
+        assert!(t.contains("1.20k IOPS (io_uring+fixed, depth 32"), "{t}");
         assert!(t.ends_with("1.20 times std's."), "{t}");
     }
 
@@ -1426,7 +1425,7 @@ mod tests {
         records.extend(u);
         let t = text(tmpfs, &records);
         assert!(
-            t.contains("io_uring 22k, which started 1 io-wq worker (32.00"),
+            t.contains("io_uring 22.0k, which started 1 io-wq worker (32.00"),
             "{t}"
         );
         assert!(

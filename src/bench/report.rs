@@ -6,7 +6,6 @@
 use std::fmt::Write as _;
 
 use uring_book::bench::findings;
-use uring_book::bench::plot::human;
 use uring_book::bench::point::{self, Point};
 use uring_book::bench::record::Record;
 use uring_book::bench::stats::{compare, Spread, Verdict};
@@ -39,6 +38,22 @@ pub struct Table {
 
 fn opt(v: Option<f64>, digits: usize) -> String {
     v.map_or("-".into(), |v| format!("{v:.digits$}"))
+}
+
+/// A rate to three significant digits: `633`, `45.4k`, `965k`, `1.05M`.
+pub fn rate(v: f64) -> String {
+    let (scaled, suffix) = match v.abs() {
+        a if a >= 999.5e3 => (v / 1e6, "M"),
+        a if a >= 999.5 => (v / 1e3, "k"),
+        _ => (v, ""),
+    };
+    let digits = match scaled.abs() {
+        _ if suffix.is_empty() => 0,
+        a if a >= 99.95 => 0,
+        a if a >= 9.995 => 1,
+        _ => 2,
+    };
+    format!("{scaled:.digits$}{suffix}")
 }
 
 /// ` ±3%`: every run within that much of the median; nothing for one run.
@@ -179,7 +194,7 @@ fn echo_row(points: &[Point], p: &Point) -> Vec<String> {
         p.engine().to_string(),
         p.depth().to_string(),
         human_bytes(Some(p.size())),
-        format!("{}{}", human(p.ops().median), plus_minus(&p.ops())),
+        format!("{}{}", rate(p.ops().median), plus_minus(&p.ops())),
         opt(p.p50(), 1),
         opt(p.p99(), 1),
         with_spread(p.cpu(), 2, false),
@@ -194,7 +209,7 @@ fn echo_row(points: &[Point], p: &Point) -> Vec<String> {
 fn file_row(points: &[Point], p: &Point, sequential: bool, fio: bool) -> Vec<String> {
     let base = baseline(points, p);
     let mut row = vec![p.engine().to_string(), p.depth().to_string()];
-    row.push(format!("{}{}", human(p.ops().median), plus_minus(&p.ops())));
+    row.push(format!("{}{}", rate(p.ops().median), plus_minus(&p.ops())));
     if sequential {
         row.push(format!("{:.1}", p.mb_per_s()));
     }
@@ -374,6 +389,22 @@ mod tests {
     }
 
     #[test]
+    fn rates_keep_three_significant_digits() {
+        let cases = [
+            (633.1, "633"),
+            (2171.0, "2.17k"),
+            (45392.0, "45.4k"),
+            (965154.0, "965k"),
+            (999_700.0, "1.00M"),
+            (1_048_301.0, "1.05M"),
+            (12.34, "12"),
+        ];
+        for (v, text) in cases {
+            assert_eq!(rate(v), text, "{v}");
+        }
+    }
+
+    #[test]
     fn ratios_compare_with_std_and_with_fio_at_the_same_depth() {
         let records = vec![
             record("rand-read-direct", "std", 1, 1000),
@@ -383,7 +414,7 @@ mod tests {
         let table = &tables(&records)[0];
         let uring = &table.rows[1];
         assert_eq!(uring[0], "io_uring");
-        assert_eq!(uring[2], "9k");
+        assert_eq!(uring[2], "9.00k");
         assert_eq!(table.header[9], "vs std");
         assert_eq!(uring[9], "9.00x");
         assert_eq!(uring[10], "0.90x"); // vs fio
@@ -393,7 +424,7 @@ mod tests {
             .iter()
             .any(|c| c.starts_with("One run per point")));
         let text = table.to_text();
-        assert!(text.contains("vs fio") && text.contains("9k"), "{text}");
+        assert!(text.contains("vs fio") && text.contains("9.00k"), "{text}");
     }
 
     #[test]
@@ -411,7 +442,7 @@ mod tests {
         }
         let table = &tables(&records)[0];
         // Median 1000, the farthest run 100 away: ±10 %.
-        assert_eq!(table.rows[0][2], "1k ±10%");
+        assert_eq!(table.rows[0][2], "1.00k ±10%");
         // The runs overlap: the ratio is marked a tie.
         assert_eq!(table.rows[1][9], "~1.00x");
         assert!(table
