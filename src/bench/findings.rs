@@ -186,14 +186,34 @@ fn depths(list: &[u32]) -> String {
 }
 
 /// How `a` compares with `b` in a word, with the words for a higher and a
-/// lower figure.
-fn word(v: Verdict, higher: &'static str, lower: &'static str) -> &'static str {
+/// lower figure; nothing after a single run, which cannot tell.
+fn word(v: Verdict, higher: &'static str, lower: &'static str) -> Option<&'static str> {
     match v {
-        Verdict::Higher => higher,
-        Verdict::Lower => lower,
-        Verdict::Tie => "a tie",
-        Verdict::OneRun => "undecided, one run",
+        Verdict::Higher => Some(higher),
+        Verdict::Lower => Some(lower),
+        Verdict::Tie => Some("a tie"),
+        Verdict::OneRun => None,
     }
+}
+
+/// What a comparison says when each point ran once.
+const NO_VERDICT: &str = "No verdict here: each point ran once, and telling a \
+                          difference from noise takes several runs (`--repeat 3`).";
+
+/// Whether every point ran once: then no comparison can be made.
+fn single_runs(points: &[Point]) -> bool {
+    points.iter().all(|p| p.runs.len() < 2)
+}
+
+/// A sentence made of verdicts, or [`NO_VERDICT`] when every point ran once.
+fn unless_single(points: &[Point], text: Option<String>) -> Option<String> {
+    text.map(|t| {
+        if single_runs(points) {
+            NO_VERDICT.into()
+        } else {
+            t
+        }
+    })
 }
 
 /// Depths grouped by verdict: `faster at depths 16, 32; a tie at depths 1, 4`.
@@ -400,9 +420,13 @@ pub fn direct_pool(points: &[Point]) -> Option<String> {
         "more CPU per read",
         "less CPU per read",
     );
+    let verdict = match (more, less) {
+        (Some(more), Some(less)) => format!(": {more}, and {less}"),
+        _ => String::new(),
+    };
     Some(format!(
         "The best thread pool, {} threads, did {} IOPS at {} µs of CPU per read; \
-         io_uring at the same depth did {} IOPS at {} µs: {more}, and {less}.",
+         io_uring at the same depth did {} IOPS at {} µs{verdict}.",
         pool.depth(),
         iops(pool),
         cpu(pool),
@@ -520,6 +544,10 @@ pub fn direct_fio_goal(points: &[Point]) -> Option<String> {
 /// The plug test: each read at once against a round at a time, and two at a
 /// time against three at a time, which differ in the plug alone.
 pub fn direct_plug(points: &[Point]) -> Option<String> {
+    unless_single(points, direct_plug_of(points))
+}
+
+fn direct_plug_of(points: &[Point]) -> Option<String> {
     let verdicts = |a: &str, b: &str| -> Vec<(u32, Verdict)> {
         let mut v: Vec<(u32, Verdict)> = points
             .iter()
@@ -585,15 +613,16 @@ pub fn direct_sqpoll(points: &[Point]) -> Option<String> {
         p.syscalls()
             .map_or("-".into(), |s| format!("{:.3}", s.median))
     };
-    let more = word(compare(&q.ops(), &u.ops()), "more IOPS", "fewer IOPS");
+    let more = word(compare(&q.ops(), &u.ops()), "more IOPS", "fewer IOPS")
+        .map_or(String::new(), |w| format!("{w}, "));
     let times = match (q.cpu(), u.cpu()) {
         (Some(a), Some(b)) if b.median > 0.0 => format!("{:.1}", a.median / b.median),
         _ => "-".into(),
     };
     Some(format!(
         "At depth 32, SQPOLL did {} IOPS at {} µs of CPU per read and {} system \
-         calls per read; plain io_uring did {} IOPS at {} µs and {}. SQPOLL: {more}, \
-         at {times} times the CPU per read.",
+         calls per read; plain io_uring did {} IOPS at {} µs and {}. SQPOLL: {more}at \
+         {times} times the CPU per read.",
         iops(q),
         cpu(q),
         calls(q),
@@ -650,7 +679,8 @@ pub fn cached_fixed(points: &[Point]) -> Option<String> {
         ] {
             if let Some(p) = find(points, CACHED, engine, depth) {
                 let v = word(compare(&p.ops(), &plain.ops()), "more", "fewer");
-                parts.push(format!("{what} {} ({v})", iops(p)));
+                let v = v.map_or(String::new(), |v| format!(" ({v})"));
+                parts.push(format!("{what} {}{v}", iops(p)));
             }
         }
         if !parts.is_empty() {
@@ -791,6 +821,10 @@ fn echo_verdicts(
 /// System calls per message of each io_uring server against tokio, and of
 /// the chapter-5 server against the plain ring.
 pub fn echo_syscalls(points: &[Point]) -> Option<String> {
+    unless_single(points, echo_syscalls_of(points))
+}
+
+fn echo_syscalls_of(points: &[Point]) -> Option<String> {
     let calls = |p: &Point| p.syscalls();
     let mut parts = Vec::new();
     for server in uring_servers(points) {
@@ -831,6 +865,10 @@ pub fn echo_syscalls(points: &[Point]) -> Option<String> {
 /// Over the whole sweep: each io_uring server's CPU per message and
 /// messages per second against tokio.
 pub fn echo_why(points: &[Point]) -> Option<String> {
+    unless_single(points, echo_why_of(points))
+}
+
+fn echo_why_of(points: &[Point]) -> Option<String> {
     let mut sentences = Vec::new();
     for server in uring_servers(points) {
         let cpu = echo_verdicts(points, server, "tokio", |p| p.cpu());
@@ -858,6 +896,10 @@ pub fn echo_why(points: &[Point]) -> Option<String> {
 /// uses no more server CPU per message than tokio and echoes at least as many
 /// messages per second; a tie counts as meeting it.
 pub fn echo_goal(points: &[Point]) -> Option<String> {
+    unless_single(points, echo_goal_of(points))
+}
+
+fn echo_goal_of(points: &[Point]) -> Option<String> {
     let loads: Vec<(u32, u64)> = echo_loads(points)
         .into_iter()
         .filter(|l| matches!(l.0, 100 | 1000))
@@ -914,6 +956,10 @@ pub fn echo_goal(points: &[Point]) -> Option<String> {
 
 /// Chapter 5's server (COOP_TASKRUN) against the same code on a plain ring.
 pub fn echo_coop(points: &[Point]) -> Option<String> {
+    unless_single(points, echo_coop_of(points))
+}
+
+fn echo_coop_of(points: &[Point]) -> Option<String> {
     let (coop, plain) = ("tokio-uring+coop", "tokio-uring");
     let msgs = echo_verdicts(points, coop, plain, |p| Some(p.ops()));
     let cpu = echo_verdicts(points, coop, plain, |p| p.cpu());
@@ -976,7 +1022,7 @@ pub fn echo_profile(points: &[Point]) -> Option<String> {
     if fewest < MIN_SAMPLES {
         return Some(format!(
             "This run's profile has too few samples to mean anything (as few as \
-             {fewest}, fewer than {MIN_SAMPLES}): longer runs (`--seconds 1`) take more."
+             {fewest}, fewer than {MIN_SAMPLES}): runs of a second or more take enough."
         ));
     }
     let mut names: Vec<&str> = Vec::new();
@@ -1590,6 +1636,16 @@ mod tests {
         let t = text(echo_profile, &records);
         assert!(t.contains("too few samples"), "{t}");
         assert!(echo_profile_watched(&point::points(&records)).is_none());
+    }
+
+    #[test]
+    fn a_run_of_single_runs_gives_no_verdict() {
+        let mut records = point(DIRECT, "io_uring", 32, &[70000.0], &[4.0]);
+        records.extend(point(DIRECT, "io_uring+sqpoll", 32, &[79000.0], &[13.2]));
+        records.extend(point(DIRECT, "io_uring+eager", 32, &[75000.0], &[]));
+        let t = text(direct_sqpoll, &records);
+        assert!(t.ends_with("SQPOLL: at 3.3 times the CPU per read."), "{t}");
+        assert_eq!(text(direct_plug, &records), NO_VERDICT);
     }
 
     #[test]
