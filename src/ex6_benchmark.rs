@@ -37,7 +37,7 @@ pub struct Args {
     /// Seconds each run of a point lasts [default: 1, --quick 0.25]
     #[arg(long)]
     pub seconds: Option<f64>,
-    /// Runs of each point, interleaved with the other engines' [default: 3, --quick 1]
+    /// Runs of each point, taking turns with the other engines [default: 3, --quick 1]
     #[arg(long)]
     pub repeat: Option<u32>,
     /// Queue depths of the io_uring random-read sweeps
@@ -815,7 +815,7 @@ fn output(records: &[Record], args: &Args) -> anyhow::Result<()> {
         println!("{}", table.to_text());
     }
     for (_, text) in findings::found(records) {
-        println!("{text}\n");
+        println!("{}", report::wrap(&text, 88));
     }
     if let Some(path) = &args.json {
         std::fs::write(path, record::to_json(records) + "\n")

@@ -40,6 +40,37 @@ fn opt(v: Option<f64>, digits: usize) -> String {
     v.map_or("-".into(), |v| format!("{v:.digits$}"))
 }
 
+/// Text for a terminal: every line that is not a table row (`| ... |`) or a
+/// command (indented) wrapped at `width` columns, at spaces.
+pub fn wrap(text: &str, width: usize) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        if line.starts_with('|') || line.starts_with(' ') || line.chars().count() <= width
+        {
+            out += line;
+            out.push('\n');
+            continue;
+        }
+        let mut current = String::new();
+        for word in line.split(' ') {
+            if !current.is_empty()
+                && current.chars().count() + 1 + word.chars().count() > width
+            {
+                out += &current;
+                out.push('\n');
+                current.clear();
+            }
+            if !current.is_empty() {
+                current.push(' ');
+            }
+            current += word;
+        }
+        out += &current;
+        out.push('\n');
+    }
+    out
+}
+
 /// A rate to three significant digits: `633`, `45.4k`, `965k`, `1.05M`.
 pub fn rate(v: f64) -> String {
     let (scaled, suffix) = match v.abs() {
@@ -312,7 +343,9 @@ impl Table {
         };
         let mut out = format!("{}\n", self.title);
         for c in &self.context {
-            out += &format!("  {c}\n");
+            for line in wrap(c, 86).lines() {
+                out += &format!("  {line}\n");
+            }
         }
         out += &line(self.header.clone());
         for row in &self.rows {
@@ -386,6 +419,25 @@ mod tests {
             ..Settings::default()
         };
         Record::new(workload, engine, depth, m, settings)
+    }
+
+    #[test]
+    fn wrapped_text_keeps_table_rows_and_commands_whole() {
+        let long = "word ".repeat(30);
+        let text = format!("{long}\n| a | b |\n    --option=value\n");
+        let wrapped = wrap(&text, 40);
+        assert!(
+            wrapped.lines().all(|l| l.chars().count() <= 40),
+            "{wrapped}"
+        );
+        assert!(
+            wrapped.contains("\n| a | b |\n    --option=value\n"),
+            "{wrapped}"
+        );
+        assert_eq!(
+            wrapped.split_whitespace().count(),
+            text.split_whitespace().count()
+        );
     }
 
     #[test]
