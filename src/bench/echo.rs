@@ -486,14 +486,6 @@ pub const ECHO_SERVERS: &[EchoServer] = &[
         serve: serve_plain_ring,
     },
     EchoServer {
-        name: "tokio-uring+coop+flag",
-        serve: serve_taskrun_flag,
-    },
-    EchoServer {
-        name: "tokio-uring+coop+single",
-        serve: serve_single_issuer,
-    },
-    EchoServer {
         name: "tokio",
         serve: echo_servers::serve_tokio,
     },
@@ -554,24 +546,6 @@ fn serve_plain_ring(listener: std::net::TcpListener) -> anyhow::Result<()> {
         uring_book::diagnose::tokio_uring_runtime(entries)?,
         listener,
     )
-}
-
-fn serve_taskrun_flag(listener: std::net::TcpListener) -> anyhow::Result<()> {
-    let mut ring = tokio_uring::uring_builder();
-    ring.setup_coop_taskrun().setup_taskrun_flag();
-    let mut builder = tokio_uring::builder();
-    builder.entries(256).uring_builder(&ring);
-    let rt = tokio_uring::Runtime::new(&builder).map_err(uring_book::diagnose::setup)?;
-    serve_on(rt, listener)
-}
-
-fn serve_single_issuer(listener: std::net::TcpListener) -> anyhow::Result<()> {
-    let mut ring = tokio_uring::uring_builder();
-    ring.setup_coop_taskrun().setup_single_issuer();
-    let mut builder = tokio_uring::builder();
-    builder.entries(256).uring_builder(&ring);
-    let rt = tokio_uring::Runtime::new(&builder).map_err(uring_book::diagnose::setup)?;
-    serve_on(rt, listener)
 }
 
 /// Chapter 5's load client, as the benchmark's [`Client`].
