@@ -44,6 +44,8 @@ pub struct ServerProcess {
     // The server exits when this pipe closes, so it cannot outlive us.
     stdin: Option<ChildStdin>,
     pid: u32,
+    /// The CPU the server is pinned to, if it is.
+    cpu: Option<usize>,
     pub addr: SocketAddr,
     perf: Option<Perf>,
 }
@@ -53,6 +55,37 @@ struct Perf {
     dir: tempfile::TempDir,
     ctl: std::fs::File,
     ack: BufReader<std::fs::File>,
+}
+
+impl Perf {
+    /// The FIFOs in a directory of their own, and perf's `--control` argument
+    /// that names them.
+    fn new() -> anyhow::Result<(Perf, String)> {
+        let dir = tempfile::tempdir()?;
+        let (ctl, ack) = (dir.path().join("ctl"), dir.path().join("ack"));
+        mkfifo(&ctl)?;
+        mkfifo(&ack)?;
+        let control = format!("--control=fifo:{},{}", ctl.display(), ack.display());
+        let perf = Perf {
+            ctl: open_fifo(&ctl)?,
+            ack: BufReader::new(open_fifo(&ack)?),
+            dir,
+        };
+        Ok((perf, control))
+    }
+
+    /// Sends `enable` or `disable` and waits for perf's `ack`: once it comes,
+    /// perf has done it.
+    fn command(&mut self, command: &str) -> anyhow::Result<()> {
+        use std::io::Write;
+        writeln!(self.ctl, "{command}")?;
+        let mut ack = String::new();
+        self.ack.read_line(&mut ack)?;
+        // perf writes "ack\n" with its terminating NUL, which starts the next line.
+        let ack = ack.trim_matches(|c: char| c == '\0' || c.is_whitespace());
+        anyhow::ensure!(ack == "ack", "perf answered {ack:?} to {command}");
+        Ok(())
+    }
 }
 
 /// What perf counted while it was enabled.
@@ -109,29 +142,17 @@ impl ServerProcess {
             serve.extend(["--cpu".into(), cpu.to_string()]);
         }
         let (mut cmd, perf) = if perf {
-            let dir = tempfile::tempdir()?;
-            let (ctl, ack) = (dir.path().join("ctl"), dir.path().join("ack"));
-            mkfifo(&ctl)?;
-            mkfifo(&ack)?;
+            let (perf, control) = Perf::new()?;
             let mut cmd = Command::new("perf");
             cmd.args(["stat", "-x,", "-e", PERF_EVENTS, "--delay=-1"])
-                .arg(format!(
-                    "--control=fifo:{},{}",
-                    ctl.display(),
-                    ack.display()
-                ))
+                .arg(control)
                 .arg("-o")
-                .arg(dir.path().join("counts"))
+                .arg(perf.dir.path().join("counts"))
                 .arg("--")
                 .arg(exe)
                 .args(&serve);
             // perf says "Events enabled" on stderr each time: keep it in a file.
-            cmd.stderr(std::fs::File::create(dir.path().join("stderr"))?);
-            let perf = Perf {
-                ctl: open_fifo(&ctl)?,
-                ack: BufReader::new(open_fifo(&ack)?),
-                dir,
-            };
+            cmd.stderr(std::fs::File::create(perf.dir.path().join("stderr"))?);
             (cmd, Some(perf))
         } else {
             let mut cmd = Command::new(exe);
@@ -164,6 +185,7 @@ impl ServerProcess {
             child,
             stdin,
             pid,
+            cpu,
             addr,
             perf,
         })
@@ -185,17 +207,10 @@ impl ServerProcess {
 
     /// Sends `enable` or `disable` to perf and waits for its `ack`.
     fn perf_command(&mut self, command: &str) -> anyhow::Result<()> {
-        let Some(perf) = &mut self.perf else {
-            return Ok(());
-        };
-        use std::io::Write;
-        writeln!(perf.ctl, "{command}")?;
-        let mut ack = String::new();
-        perf.ack.read_line(&mut ack)?;
-        // perf writes "ack\n" with its terminating NUL, which starts the next line.
-        let ack = ack.trim_matches(|c: char| c == '\0' || c.is_whitespace());
-        anyhow::ensure!(ack == "ack", "perf answered {ack:?} to {command}");
-        Ok(())
+        match &mut self.perf {
+            Some(perf) => perf.command(command),
+            None => Ok(()),
+        }
     }
 
     /// Stops the server and returns what perf counted, if it ran under perf.
@@ -334,8 +349,8 @@ fn set_affinity(set: &libc::cpu_set_t) {
 
 /// Runs `client` with `load` against a server, server CPU time measured
 /// over the same window, the client pinned to `client_cpu` meanwhile.
-/// With `profile`, `perf record` samples the server for most of the window
-/// and the record keeps the profile.
+/// With `profile`, `perf record` samples the server for the client's whole
+/// call and the record keeps the profile.
 pub fn measure(
     mut server: ServerProcess,
     engine: &str,
@@ -352,37 +367,31 @@ pub fn measure(
     let pid = server.pid();
     let cpu = process_cpu_time(pid)?;
     server.enable_counting()?;
-    let samples = tempfile::tempdir()?;
-    let recorder = if profile {
-        let data = samples.path().join("perf.data");
-        // The client connects first, then runs for `duration`: sample most of it.
-        let secs = format!("{:.2}", load.duration.as_secs_f64() * 0.8);
-        let child = Command::new("perf")
-            .args(["record", "-q", "-o"])
-            .arg(&data)
-            .args(["-p", &pid.to_string(), "--", "sleep", &secs])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("start perf record")?;
-        Some((child, data))
+    let mut recorder = if profile {
+        Some(start_recording(&server)?)
     } else {
         None
     };
-    let outcome = client(&Load {
-        addr: server.addr,
-        ..load
+    // The profile keeps the samples of the server's threads, collected while
+    // the client runs: the threads it starts on the way count too.
+    let watching = std::sync::atomic::AtomicBool::new(profile);
+    let (outcome, threads) = std::thread::scope(|s| {
+        let watcher = s.spawn(|| server_threads(pid, &watching));
+        let outcome = client(&Load {
+            addr: server.addr,
+            ..load
+        });
+        watching.store(false, std::sync::atomic::Ordering::Relaxed);
+        (outcome, watcher.join().expect("thread watcher"))
     });
+    let recorded = recorder.as_mut().map(Recorder::stop).transpose()?;
     let cpu_after = process_cpu_time(pid);
     server.disable_counting()?;
     set_affinity(&saved);
     let outcome = outcome.with_context(|| format!("echo client against {engine}"))?;
     let perf = server.finish()?;
-    let profile = match recorder {
-        Some((mut child, data)) => {
-            child.wait()?;
-            Some(profile_of(&data, 8)?)
-        }
+    let profile = match recorded {
+        Some(data) => Some(profile_of(&data, &threads, 8)?),
         None => None,
     };
     let m = Measured {
@@ -408,20 +417,77 @@ pub fn measure(
     Ok(record)
 }
 
-/// The profile in a `perf record` file: the event it sampled, how many
-/// samples it took, and the `n` functions with the most of them
-/// (`perf report --sort sym`, each function's own samples).
-pub fn profile_of(data: &Path, n: usize) -> anyhow::Result<Profile> {
+/// `perf record` of a server, started with its events off and turned on
+/// through its control FIFO: the `ack` says it is recording.
+struct Recorder {
+    child: Child,
+    control: Perf,
+}
+
+fn start_recording(server: &ServerProcess) -> anyhow::Result<Recorder> {
+    let (mut control, arg) = Perf::new()?;
+    let child = Command::new("perf")
+        .args(["record", "-q", "--delay=-1"])
+        .arg(arg)
+        .arg("-o")
+        .arg(control.dir.path().join("perf.data"))
+        .args(profile_target(server))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(control.dir.path().join("stderr"))?)
+        .spawn()
+        .context("start perf record")?;
+    control.command("enable")?;
+    Ok(Recorder { child, control })
+}
+
+impl Recorder {
+    /// Stops recording, lets perf write its file, and says where it is.
+    fn stop(&mut self) -> anyhow::Result<std::path::PathBuf> {
+        self.control.command("disable")?;
+        // SAFETY: SIGINT to the perf we started: it finishes its file and exits.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        self.child.wait()?;
+        Ok(self.control.dir.path().join("perf.data"))
+    }
+}
+
+/// What `perf record` samples to profile a server: the CPU it is pinned to,
+/// kept to the server's threads by `perf report --tid`. `-p PID` misses
+/// samples of the threads the server starts after perf attaches
+/// (std-threads starts one per connection); it is the choice only for a
+/// server not pinned anywhere.
+fn profile_target(server: &ServerProcess) -> Vec<String> {
+    match server.cpu {
+        Some(cpu) => vec!["-C".into(), cpu.to_string()],
+        None => vec!["-p".into(), server.pid.to_string()],
+    }
+}
+
+/// The thread ids of process `pid`, gathered every 20 ms while `watching`.
+fn server_threads(pid: u32, watching: &std::sync::atomic::AtomicBool) -> Vec<String> {
+    let mut tids: Vec<String> = Vec::new();
+    while watching.load(std::sync::atomic::Ordering::Relaxed) {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten();
+        for tid in tasks.filter_map(|t| Some(t.ok()?.file_name().into_string().ok()?)) {
+            if !tids.contains(&tid) {
+                tids.push(tid);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    tids
+}
+
+/// The profile of the threads `tids` in a `perf record` file: the event it
+/// sampled, how many samples they took, and the `n` functions with the most
+/// (`perf report --sort sym`, each function's own samples, in percent of
+/// those threads' samples).
+pub fn profile_of(data: &Path, tids: &[String], n: usize) -> anyhow::Result<Profile> {
     let out = Command::new("perf")
-        .args([
-            "report",
-            "--stdio",
-            "--no-children",
-            "--sort",
-            "sym",
-            "-n",
-            "-i",
-        ])
+        .args(["report", "--stdio", "--no-children", "--sort", "sym", "-n"])
+        .args(["--percentage", "relative", "--tid", &tids.join(","), "-i"])
         .arg(data)
         .stderr(Stdio::null())
         .output()
