@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates chapter 6's reference run: book/src/bench/{reference.json,
 # summary.md,*.svg}, from which the chapter takes every number, table and
-# chart, and book/src/output/ch06-*.txt. Takes about four minutes on 2 cores.
+# chart, and book/src/output/ch06-*.txt. Takes about eight minutes on 2 cores
+# (three runs of every point).
 # fio and perf are used when installed; the run says so when they are not.
 # Run from anywhere: scripts/regen-bench.sh (scripts/regen-output.sh calls it).
 set -euo pipefail

@@ -155,8 +155,8 @@ wait "$server"
 } >"$out/ch05-emfile-server.txt"
 rm -f "$server_log"
 
-# Chapter 6: the benchmark's reference run (about four minutes).
-# REGEN_BENCH=0 skips the four-minute benchmark run.
+# Chapter 6: the benchmark's reference run (about eight minutes).
+# REGEN_BENCH=0 skips it.
 if [[ ${REGEN_BENCH:-1} == 1 ]]; then
     scripts/regen-bench.sh
 fi

@@ -19,7 +19,7 @@ use uring_book::diagnose;
 #[derive(clap::Args, Debug)]
 #[command(
     after_help = "--quick uses a 32 MiB file, 0.25 s per point and one run of each \
-    (under a\nminute on 2 cores); that is what `cargo run` (every exercise, debug \
+    (under two\nminutes on 2 cores); that is what `cargo run` (every exercise, debug \
     build) runs.\nThe default run uses a 256 MiB file and three runs of 1 s per \
     point (about 8\nminutes). Numbers from a debug build are not worth quoting: \
     use\n`cargo run --release -- 6`."

@@ -352,8 +352,7 @@ fn the_chapters_claims_hold_in_the_reference_run() {
     assert!(extra > 0.0 && extra < 1.0, "{extra} µs more per read");
     assert!(extra / cpu(s1).median > 0.2, "{extra} µs is a small share");
     // "Deeper queues change this: ... the syscalls-per-read column falls with
-    // the depth." "Batching saves system calls, and it is what wins on the
-    // page cache above."
+    // the depth."
     let mut plain: Vec<&Point> = points
         .iter()
         .filter(|p| p.workload() == c && p.engine() == "io_uring")
@@ -361,8 +360,6 @@ fn the_chapters_claims_hold_in_the_reference_run() {
     plain.sort_by_key(|p| p.depth());
     let calls: Vec<f64> = plain.iter().map(|p| p.syscalls().unwrap().median).collect();
     assert!(calls.windows(2).all(|w| w[1] <= w[0]), "{calls:?}");
-    let deepest = plain.last().unwrap();
-    assert_eq!(compare(&deepest.ops(), &s1.ops()), Verdict::Higher);
 
     // "This is where io_uring earns its reputation."
     let best = points
@@ -382,13 +379,10 @@ fn the_chapters_claims_hold_in_the_reference_run() {
         .filter(|p| p.workload() == d && p.engine() == "threads")
     {
         assert!(pool.switches().unwrap() > 0.9, "{} threads", pool.depth());
-        let u = at(d, "io_uring", pool.depth());
-        assert_eq!(
-            compare(&cpu(u), &cpu(pool)),
-            Verdict::Lower,
-            "{}",
-            pool.depth()
-        );
+        if let Some(u) = find(&points, d, "io_uring", pool.depth()) {
+            let v = compare(&cpu(u), &cpu(pool));
+            assert_eq!(v, Verdict::Lower, "{} threads", pool.depth());
+        }
     }
     // "Where our loop falls short, its speed as a program is not the suspect":
     // no more CPU per read than fio where fio did more IOPS.

@@ -701,9 +701,15 @@ pub fn cached_best(points: &[Point]) -> Option<String> {
     let calls = b
         .syscalls()
         .map_or("-".into(), |c| format!("{:.3}", c.median));
+    let verdict = match compare(&b.ops(), &s.ops()) {
+        Verdict::Higher => ", more than std in every run",
+        Verdict::Lower => ", less than std in every run",
+        Verdict::Tie => ", a tie with std",
+        Verdict::OneRun => "",
+    };
     Some(format!(
         "The best io_uring figure was {} IOPS ({}, depth {}, {calls} system calls per \
-         read), {:.2} times std's.",
+         read), {:.2} times std's{verdict}.",
         iops(b),
         b.engine(),
         b.depth(),
@@ -1455,7 +1461,10 @@ mod tests {
         records.extend(point(CACHED, "io_uring+fixed", 32, &[1200.0; 3], &[]));
         let t = text(cached_best, &records);
         assert!(t.contains("1.20k IOPS (io_uring+fixed, depth 32"), "{t}");
-        assert!(t.ends_with("1.20 times std's."), "{t}");
+        assert!(
+            t.ends_with("1.20 times std's, more than std in every run."),
+            "{t}"
+        );
     }
 
     #[test]
