@@ -470,7 +470,7 @@ fn server_threads(pid: u32, watching: &std::sync::atomic::AtomicBool) -> Vec<Str
         let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
             .into_iter()
             .flatten();
-        for tid in tasks.filter_map(|t| Some(t.ok()?.file_name().into_string().ok()?)) {
+        for tid in tasks.filter_map(|t| t.ok()?.file_name().into_string().ok()) {
             if !tids.contains(&tid) {
                 tids.push(tid);
             }
