@@ -573,7 +573,7 @@ fn direct_plug_of(points: &[Point]) -> Option<String> {
         return Some(text);
     }
     text += &format!(
-        " Two at a time against three at a time, which differ only in the plug: {}.",
+        " Two at a time against three at a time, of which only three are plugged: {}.",
         by_depth(&small, "faster", "slower")
     );
     let gap: Vec<u32> = eager
@@ -587,10 +587,10 @@ fn direct_plug_of(points: &[Point]) -> Option<String> {
         text += " So there is no gap for the plug to explain.";
     }
     if !explained.is_empty() {
-        text += &format!(" The plug accounts for the gap at {}.", depths(&explained));
+        text += &format!(" So the plug is the likely cost at {}.", depths(&explained));
     }
     if !not.is_empty() {
-        text += &format!(" At {} the plug does not account for it.", depths(&not));
+        text += &format!(" At {} the plug does not explain the gap.", depths(&not));
     }
     Some(text)
 }
@@ -1344,11 +1344,11 @@ mod tests {
             "{t}"
         );
         assert!(
-            t.contains("differ only in the plug: faster at depths 4, 32."),
+            t.contains("of which only three are plugged: faster at depths 4, 32."),
             "{t}"
         );
         assert!(
-            t.ends_with("The plug accounts for the gap at depths 4, 32."),
+            t.ends_with("So the plug is the likely cost at depths 4, 32."),
             "{t}"
         );
         // Triples as fast as pairs: the gap is something else.
@@ -1367,7 +1367,7 @@ mod tests {
         let t = text(direct_plug, &records);
         assert!(t.contains("a tie at depths 4, 32."), "{t}");
         assert!(
-            t.ends_with("At depths 4, 32 the plug does not account for it."),
+            t.ends_with("At depths 4, 32 the plug does not explain the gap."),
             "{t}"
         );
     }
