@@ -209,7 +209,7 @@ wait "$server"
 } >"$out/ch08-server.txt"
 rm -f "$server_log"
 
-# Chapters 6 and 8: the benchmarks' reference runs (about four and six
+# Chapters 6 and 8: the benchmarks' reference runs (about eight and six
 # minutes). REGEN_BENCH=0 skips them.
 if [[ ${REGEN_BENCH:-1} == 1 ]]; then
     scripts/regen-bench.sh

@@ -58,9 +58,30 @@ pub fn bin_for_any_user() -> BinForAnyUser {
     let path = dir.path().join("uring-book");
     std::fs::copy(&bin, &path).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    wait_until_executable(&path);
     BinForAnyUser {
         path,
         _dir: Some(dir),
+    }
+}
+
+/// Waits until `path` can be executed. A test on another thread that forks
+/// while the copy is open for writing gives its child that descriptor until
+/// the child execs, and exec(2) of a file open for writing fails with
+/// ETXTBSY: under load, `prlimit` then exits 126 instead of running the copy.
+fn wait_until_executable(path: &std::path::Path) {
+    let start = std::time::Instant::now();
+    loop {
+        match Command::new(path).arg("--version").output() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                assert!(start.elapsed().as_secs() < 30, "{}: {e}", path.display());
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => {
+                other.unwrap();
+                return;
+            }
+        }
     }
 }
 
