@@ -223,7 +223,7 @@ capture sol-3-2 ok target/release/uring-book solution 3.2
 capture sol-3-2-tmpfs fail "$bin" solution 3.2 --dir /dev/shm
 capture sol-3-3 ok "$bin" solution 3.3
 
-# Chapters 6 and 8: the benchmarks' reference runs (about four and six
+# Chapters 6 and 8: the benchmarks' reference runs (about eight and six
 # minutes). REGEN_BENCH=0 skips them.
 if [[ ${REGEN_BENCH:-1} == 1 ]]; then
     scripts/regen-bench.sh

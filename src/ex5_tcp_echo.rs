@@ -41,7 +41,7 @@ pub struct Args {
 pub fn run(args: &Args) -> anyhow::Result<()> {
     // Each connection is a file descriptor; 1024 (the usual soft limit) is few.
     let nofile = system::raise_nofile_limit().context("raising RLIMIT_NOFILE")?;
-    let rt = diagnose::tokio_uring_runtime(256)?;
+    let rt = runtime()?;
     rt.block_on(async {
         let addr = if args.demo {
             "127.0.0.1:0".parse()?
@@ -77,6 +77,28 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         Ok(())
     })
 }
+
+/// Entries of the server's submission queue.
+pub const RING_ENTRIES: u32 = 256;
+
+// ANCHOR: runtime
+/// The server's runtime: tokio-uring on a ring set up with
+/// IORING_SETUP_COOP_TASKRUN (Linux 5.19). A kernel without the flag
+/// refuses it with EINVAL; the server then says so and uses a plain ring.
+pub fn runtime() -> anyhow::Result<tokio_uring::Runtime> {
+    let mut ring = tokio_uring::uring_builder();
+    ring.setup_coop_taskrun();
+    let mut builder = tokio_uring::builder();
+    builder.entries(RING_ENTRIES).uring_builder(&ring);
+    match tokio_uring::Runtime::new(&builder) {
+        Err(err) if err.raw_os_error() == Some(libc::EINVAL) => {
+            eprintln!("note: no IORING_SETUP_COOP_TASKRUN before Linux 5.19; plain ring");
+            diagnose::tokio_uring_runtime(RING_ENTRIES)
+        }
+        built => built.map_err(diagnose::setup),
+    }
+}
+// ANCHOR_END: runtime
 
 /// Counters the tasks share; Cell is enough on one thread.
 #[derive(Default)]

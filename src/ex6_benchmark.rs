@@ -9,22 +9,23 @@ use anyhow::{anyhow, bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use uring_book::bench::echo;
-use uring_book::bench::file::{self, UringOpts};
+use uring_book::bench::file::{self, Submit, UringOpts};
 use uring_book::bench::fio::{self, FioJob};
 use uring_book::bench::machine::{self, FileSystem};
 use uring_book::bench::record::{self, Measured, Record, Settings};
-use uring_book::bench::{plot, report};
+use uring_book::bench::{findings, plot, report};
 use uring_book::{cleanup, diagnose, usage};
 
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "--quick uses a 32 MiB file and 0.25 s per point (under a minute \
-    on 2 cores);\nthat is what `cargo run` (every exercise, debug build) runs. The \
-    default run uses\na 256 MiB file and 2 s per point (under 5 minutes). Numbers \
-    from a debug build are\nnot worth quoting: use `cargo run --release -- 6`."
+    after_help = "--quick uses a 32 MiB file, 0.25 s per point and one run of each \
+    (under two\nminutes on 2 cores); that is what `cargo run` (every exercise, debug \
+    build) runs.\nThe default run uses a 256 MiB file and three runs of 1 s per \
+    point (about 8\nminutes). Numbers from a debug build are not worth quoting: \
+    use\n`cargo run --release -- 6`."
 )]
 pub struct Args {
-    /// Small and short: a 32 MiB file, 0.25 s per point
+    /// Small and short: a 32 MiB file, one run of 0.25 s per point
     #[arg(long)]
     pub quick: bool,
     /// Directory for the test files; it should be on a real disk, not tmpfs
@@ -33,9 +34,12 @@ pub struct Args {
     /// Size of the test file, such as 256M or 1G [default: 256M, --quick 32M]
     #[arg(long, value_parser = parse_size)]
     pub file_size: Option<u64>,
-    /// Seconds each measured point runs [default: 2, --quick 0.25]
+    /// Seconds each run of a point lasts [default: 1, --quick 0.25]
     #[arg(long, value_parser = usage::seconds::<600>)]
     pub seconds: Option<f64>,
+    /// Runs of each point, taking turns with the other engines [default: 3, --quick 1]
+    #[arg(long, value_parser = usage::one_to::<100>)]
+    pub repeat: Option<usize>,
     /// Queue depths of the io_uring random-read sweeps, 1 to 32768
     #[arg(
         long,
@@ -90,7 +94,10 @@ pub struct Args {
         value_parser = usage::one_to::<{ 64 << 20 }>
     )]
     pub sizes: Vec<usize>,
-    /// (internal) Be an echo server for the benchmark: tokio, std-threads, tokio-uring
+    /// Echo servers to measure [default: all of them]
+    #[arg(long, value_delimiter = ',')]
+    pub servers: Vec<String>,
+    /// (internal) Be one of the echo servers, for the benchmark
     #[arg(long, hide = true)]
     pub serve: Option<String>,
     /// (internal) Pin the echo server to this CPU
@@ -142,6 +149,9 @@ struct Run {
     path: PathBuf,
     file_size: u64,
     seconds: f64,
+    /// Runs of each point, and the one the current step belongs to.
+    repeat: u32,
+    round: u32,
     records: Vec<Record>,
     notes: Vec<String>,
 }
@@ -166,6 +176,12 @@ impl Run {
         }
     }
 
+    /// Keeps a record, marked with the run it belongs to.
+    fn add(&mut self, mut record: Record) {
+        record.repeat = self.round;
+        self.records.push(record);
+    }
+
     fn push(
         &mut self,
         workload: &str,
@@ -174,12 +190,12 @@ impl Run {
         m: Measured,
         s: Settings,
     ) {
-        self.records
-            .push(Record::new(workload, engine, depth as u32, m, s));
+        self.add(Record::new(workload, engine, depth as u32, m, s));
     }
 }
 
-type Step = (String, Box<dyn FnOnce(&mut Run) -> anyhow::Result<()>>);
+type StepFn = Box<dyn FnOnce(&mut Run) -> anyhow::Result<()>>;
+type Step = (String, StepFn);
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     if let Some(engine) = &args.serve {
@@ -213,14 +229,19 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         } else {
             256 << 20
         }),
-        seconds: args.seconds.unwrap_or(if args.quick { 0.25 } else { 2.0 }),
+        seconds: args.seconds.unwrap_or(if args.quick { 0.25 } else { 1.0 }),
+        repeat: args
+            .repeat
+            .map_or(if args.quick { 1 } else { 3 }, |r| r as u32),
+        round: 0,
         records: Vec::new(),
         notes: Vec::new(),
     };
     let fio = !args.no_fio && fio::available();
     if !args.no_fio && !fio {
         run.notes.push(
-            "fio is not on PATH, so there is no fio column (install it: apt-get install -y fio)"
+            "fio is not on PATH, so there is no fio column (install it: apt-get install \
+             -y fio)"
                 .into(),
         );
     }
@@ -243,72 +264,98 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 }
 
 /// The steps of the run, in order, so that the progress bar knows how many.
+/// Each workload runs `repeat` rounds, one after the other: the runs of one
+/// point are spread over the workload's time and interleaved with every
+/// other engine's, so that a machine that slows down for a while slows all
+/// engines alike.
 fn plan(args: &Args, run: &mut Run, fio: bool) -> anyhow::Result<Vec<Step>> {
     let wants = |w| args.workloads.contains(&w);
+    let rounds = run.repeat;
     let mut steps: Vec<Step> = Vec::new();
+    let mut add = |round: u32, these: Vec<Step>| {
+        for (label, f) in these {
+            let label = if rounds > 1 {
+                format!("{label} (run {} of {rounds})", round + 1)
+            } else {
+                label
+            };
+            let f: StepFn = Box::new(move |r: &mut Run| {
+                r.round = round;
+                f(r)
+            });
+            steps.push((label, f));
+        }
+    };
     let any_file =
         wants(Workload::Seq) || wants(Workload::Cached) || wants(Workload::Direct);
     if any_file && !wants(Workload::Seq) {
-        steps.push(step("writing the test file", |r| {
-            file::seq_write_uring(&r.path, r.file_size, SEQ_CHUNK, SEQ_DEPTH).map(drop)
-        }));
+        add(
+            0,
+            vec![step("writing the test file", |r| {
+                file::seq_write_uring(&r.path, r.file_size, SEQ_CHUNK, SEQ_DEPTH)
+                    .map(drop)
+            })],
+        );
     }
     if wants(Workload::Seq) {
-        // Each engine writes the file twice, in mirrored order (std, io_uring,
-        // io_uring, std), so that neither is always the one that creates the
-        // file or always meets the device after the other's writes.
-        steps.push(step("sequential write, std and io_uring", |r| {
-            let (size, path) = (r.file_size, r.path.clone());
-            let std_1 = file::seq_write_std(&path, size, SEQ_CHUNK)?;
-            let uring_1 = file::seq_write_uring(&path, size, SEQ_CHUNK, SEQ_DEPTH)?;
-            let uring_2 = file::seq_write_uring(&path, size, SEQ_CHUNK, SEQ_DEPTH)?;
-            let std_2 = file::seq_write_std(&path, size, SEQ_CHUNK)?;
-            let s = r.settings(SEQ_CHUNK);
-            r.push("seq-write", "std", 1, std_1.merge(std_2), s.clone());
-            r.push(
-                "seq-write",
-                "io_uring",
-                SEQ_DEPTH,
-                uring_1.merge(uring_2),
-                s,
-            );
-            Ok(())
-        }));
-        steps.push(step("sequential read, std", |r| {
-            file::evict(&r.path)?;
-            let m = file::seq_read_std(&r.path, SEQ_CHUNK)?;
-            r.push("seq-read", "std", 1, m, r.settings(SEQ_CHUNK));
-            Ok(())
-        }));
-        steps.push(step("sequential read, io_uring", |r| {
-            file::evict(&r.path)?;
-            let m = file::seq_read_uring(&r.path, SEQ_CHUNK, SEQ_DEPTH)?;
-            r.push("seq-read", "io_uring", SEQ_DEPTH, m, r.settings(SEQ_CHUNK));
-            Ok(())
-        }));
+        for round in 0..rounds {
+            add(round, sequential_steps());
+        }
     }
+    // The random reads run in mirrored order from one round to the next, so
+    // that no engine is always the first or the last of a round.
+    let mirrored = |round: u32, mut these: Vec<Step>| {
+        if round % 2 == 1 {
+            these.reverse();
+        }
+        these
+    };
     if wants(Workload::Cached) {
-        random_reads(&mut steps, args, "rand-read-cached", false, fio);
+        for round in 0..rounds {
+            let these = random_read_steps(args, "rand-read-cached", false, fio, round);
+            add(round, mirrored(round, these));
+        }
     }
     if wants(Workload::Direct) {
         let o_direct = machine::supports_o_direct(&run.dir)?;
         match machine::direct_io_obstacle(&run.fs, o_direct) {
             Some(why) if args.workloads == [Workload::Direct] => bail!("{why}"),
             Some(why) => run.notes.push(format!("no O_DIRECT workload: {why}")),
-            None => random_reads(&mut steps, args, "rand-read-direct", true, fio),
+            None => {
+                add(
+                    0,
+                    vec![step("dropping the file from the page cache", |r| {
+                        file::evict(&r.path)
+                    })],
+                );
+                for round in 0..rounds {
+                    let these =
+                        random_read_steps(args, "rand-read-direct", true, fio, round);
+                    add(round, mirrored(round, these));
+                }
+            }
         }
     }
     if wants(Workload::Tmpfs) {
         let shm = Path::new("/dev/shm");
         match machine::file_system(shm) {
-            Ok(fs) if fs.is_tmpfs() => tmpfs_reads(&mut steps, fs, fio),
+            Ok(fs) if fs.is_tmpfs() => {
+                for round in 0..rounds {
+                    add(round, vec![tmpfs_step(fs.clone(), fio, round)]);
+                }
+            }
             _ => run
                 .notes
                 .push("no tmpfs workload: /dev/shm is not a tmpfs here".into()),
         }
     }
     if wants(Workload::Echo) {
-        echo_steps(&mut steps, args, &mut run.notes)?;
+        let servers = echo_servers(args)?;
+        let (sweep, notes) = echo_sweep(args)?;
+        run.notes.extend(notes);
+        for round in 0..rounds {
+            add(round, echo_steps(&sweep, &servers, round)?);
+        }
     }
     Ok(steps)
 }
@@ -317,24 +364,131 @@ fn step(label: &str, f: impl FnOnce(&mut Run) -> anyhow::Result<()> + 'static) -
     (label.to_string(), Box::new(f))
 }
 
-/// Random reads of the test file: std, (for O_DIRECT) a thread pool, io_uring
-/// across the depths, with registered buffers, with SQPOLL, and fio.
-fn random_reads(
-    steps: &mut Vec<Step>,
+/// One round of the sequential workload: the file written by each engine
+/// twice, in mirrored order (std, io_uring, io_uring, std), so that neither
+/// is always the one that creates the file or always meets the device after
+/// the other's writes; then read by each, from the device.
+fn sequential_steps() -> Vec<Step> {
+    vec![
+        step("sequential write, std and io_uring", |r| {
+            let (size, path) = (r.file_size, r.path.clone());
+            let std_1 = file::seq_write_std(&path, size, SEQ_CHUNK)?;
+            let uring_1 = file::seq_write_uring(&path, size, SEQ_CHUNK, SEQ_DEPTH)?;
+            let uring_2 = file::seq_write_uring(&path, size, SEQ_CHUNK, SEQ_DEPTH)?;
+            let std_2 = file::seq_write_std(&path, size, SEQ_CHUNK)?;
+            let s = r.settings(SEQ_CHUNK);
+            r.push("seq-write", "std", 1, std_1.merge(std_2), s.clone());
+            let uring = uring_1.merge(uring_2);
+            r.push("seq-write", "io_uring", SEQ_DEPTH, uring, s);
+            Ok(())
+        }),
+        step("sequential read, std", |r| {
+            file::evict(&r.path)?;
+            let m = file::seq_read_std(&r.path, SEQ_CHUNK)?;
+            r.push("seq-read", "std", 1, m, r.settings(SEQ_CHUNK));
+            Ok(())
+        }),
+        step("sequential read, io_uring", |r| {
+            file::evict(&r.path)?;
+            let m = file::seq_read_uring(&r.path, SEQ_CHUNK, SEQ_DEPTH)?;
+            r.push("seq-read", "io_uring", SEQ_DEPTH, m, r.settings(SEQ_CHUNK));
+            Ok(())
+        }),
+    ]
+}
+
+/// The io_uring set-ups of the random reads, by engine name: plain at every
+/// depth, with registered buffers and file, each of the two alone (page
+/// cache only), and with SQPOLL.
+fn uring_variants(args: &Args, direct: bool) -> Vec<(&'static str, UringOpts)> {
+    let plain = |depth| UringOpts {
+        depth,
+        ..UringOpts::default()
+    };
+    let mut variants: Vec<(&str, UringOpts)> = Vec::new();
+    for &depth in &args.depths {
+        variants.push(("io_uring", plain(depth)));
+    }
+    for &depth in &args.depths {
+        if !direct || depth == 32 {
+            let both = UringOpts {
+                fixed_bufs: true,
+                fixed_file: true,
+                ..plain(depth)
+            };
+            variants.push(("io_uring+fixed", both));
+        }
+    }
+    if !direct {
+        for depth in [1, 32] {
+            let file = UringOpts {
+                fixed_file: true,
+                ..plain(depth)
+            };
+            let bufs = UringOpts {
+                fixed_bufs: true,
+                ..plain(depth)
+            };
+            variants.push(("io_uring+fixed-file", file));
+            variants.push(("io_uring+fixed-bufs", bufs));
+        }
+    }
+    for depth in [1, 32] {
+        if !direct || depth == 32 {
+            let sqpoll = UringOpts {
+                sqpoll: true,
+                ..plain(depth)
+            };
+            variants.push(("io_uring+sqpoll", sqpoll));
+        }
+    }
+    variants
+}
+
+/// Where the plain engine runs beside others that it is compared with: on
+/// the device, beside its variants that submit each read at once, two at a
+/// time and three at a time (see `file::Submit`), and fio; on the page
+/// cache at depth 1, beside fio.
+fn uring_peers(direct: bool, depth: usize) -> Vec<(&'static str, Submit)> {
+    let mut peers = vec![("io_uring", Submit::PerRound)];
+    if direct {
+        peers.push(("io_uring+eager", Submit::Every(1)));
+        // At depth 2 or less a round never queues more than two reads.
+        if depth > 2 {
+            peers.push(("io_uring+pairs", Submit::Every(2)));
+            peers.push(("io_uring+triples", Submit::Every(3)));
+        }
+    }
+    peers
+}
+
+/// Makes the test file's pages be where a workload wants them: in the page
+/// cache for buffered reads (O_DIRECT bypasses it).
+fn prepare(r: &Run, direct: bool) -> anyhow::Result<()> {
+    if direct {
+        Ok(())
+    } else {
+        file::warm(&r.path)
+    }
+}
+
+/// One round of random reads of the test file: std, (for O_DIRECT) a thread
+/// pool, io_uring across the depths and set-ups, and fio.
+fn random_read_steps(
     args: &Args,
     workload: &'static str,
     direct: bool,
     fio: bool,
-) {
+    round: u32,
+) -> Vec<Step> {
     let what = if direct { "O_DIRECT" } else { "page cache" };
+    // Each run reads other blocks than the run before.
+    let seed = 1 + 1000 * round as u64;
+    let mut steps = Vec::new();
     steps.push(step(&format!("random reads, {what}, std"), move |r| {
-        if direct {
-            file::evict(&r.path)?;
-        } else {
-            file::warm(&r.path)?;
-        }
+        prepare(r, direct)?;
         let f = file::open_for_reads(&r.path, direct)?;
-        let m = file::rand_read_threads(&f, 1, r.duration(), 1)?;
+        let m = file::rand_read_threads(&f, 1, r.duration(), seed)?;
         let s = Settings {
             o_direct: direct,
             threads: 1,
@@ -346,125 +500,45 @@ fn random_reads(
     }));
     if direct {
         for &threads in &args.threads {
-            steps.push(step(
-                &format!("random reads, {what}, {threads} threads"),
-                move |r| {
-                    let f = file::open_for_reads(&r.path, direct)?;
-                    let m = file::rand_read_threads(&f, threads, r.duration(), 2)?;
-                    let s = Settings {
-                        o_direct: direct,
-                        threads: threads as u32,
-                        ..r.settings(file::BLOCK)
-                    };
-                    r.push(workload, "threads", threads, m, s);
-                    Ok(())
-                },
-            ));
+            let label = format!("random reads, {what}, {threads} threads");
+            steps.push(step(&label, move |r| {
+                let f = file::open_for_reads(&r.path, direct)?;
+                let m = file::rand_read_threads(&f, threads, r.duration(), seed + 1)?;
+                let s = Settings {
+                    o_direct: direct,
+                    threads: threads as u32,
+                    ..r.settings(file::BLOCK)
+                };
+                r.push(workload, "threads", threads, m, s);
+                Ok(())
+            }));
         }
     }
-    let plain = |depth| UringOpts {
-        depth,
-        ..UringOpts::default()
-    };
-    let mut variants: Vec<(&str, UringOpts)> = Vec::new();
-    for &depth in &args.depths {
-        variants.push(("io_uring", plain(depth)));
-    }
-    for &depth in &args.depths {
-        if !direct || depth == 32 {
-            variants.push((
-                "io_uring+fixed",
-                UringOpts {
-                    fixed: true,
-                    ..plain(depth)
-                },
-            ));
-        }
-    }
-    for depth in [1, 32] {
-        if !direct || depth == 32 {
-            variants.push((
-                "io_uring+sqpoll",
-                UringOpts {
-                    sqpoll: true,
-                    ..plain(depth)
-                },
-            ));
-        }
-    }
-    for (engine, opts) in variants {
+    for (engine, opts) in uring_variants(args, direct) {
         let label = format!("random reads, {what}, {engine}, depth {}", opts.depth);
-        // The plain engine is measured beside fio where fio runs the same
-        // thing, and (for the device) beside its own eager variant and, where
-        // a round can hold more than two reads, its variant that submits
-        // them two at a time (below the block-layer plug).
         let with_fio = fio && engine == "io_uring" && (direct || opts.depth == 1);
-        let with_eager = direct && engine == "io_uring";
-        let with_pairs = with_eager && opts.depth > 2;
+        let peers = if engine == "io_uring" && (direct || with_fio) {
+            uring_peers(direct, opts.depth)
+        } else {
+            vec![(engine, opts.submit)]
+        };
         steps.push(step(&label, move |r| {
+            prepare(r, direct)?;
             let f = file::open_for_reads(&r.path, direct)?;
             let s = Settings {
                 o_direct: direct,
-                fixed: opts.fixed,
+                fixed_bufs: opts.fixed_bufs,
+                fixed_file: opts.fixed_file,
                 sqpoll: opts.sqpoll,
                 threads: 1,
                 ..r.settings(file::BLOCK)
             };
-            if !with_fio && !with_eager {
-                let m = file::rand_read_uring(&f, opts, r.duration(), 3)?;
+            if peers.len() == 1 && !with_fio {
+                let m = file::rand_read_uring(&f, opts, r.duration(), seed + 2)?;
                 r.push(workload, engine, opts.depth, m, s);
                 return Ok(());
             }
-            if !direct {
-                file::warm(&r.path)?;
-            }
-            // Each engine runs twice for half the time, in mirrored order
-            // (ours, eager, pairs, fio, fio, pairs, eager, ours): a device that
-            // speeds up or slows down over the seconds favours none of them.
-            let half = r.duration() / 2;
-            let path = r.path.clone();
-            let job =
-                fio_job(&path, r.file_size, "io_uring", opts.depth, 1, direct, half);
-            let eager = UringOpts {
-                eager: true,
-                ..opts
-            };
-            let pairs = UringOpts {
-                pairs: true,
-                ..opts
-            };
-            let batched_1 = file::rand_read_uring(&f, opts, half, 3)?;
-            let eager_1 = with_eager.then(|| file::rand_read_uring(&f, eager, half, 5));
-            let pairs_1 = with_pairs.then(|| file::rand_read_uring(&f, pairs, half, 7));
-            let fio_runs = if with_fio {
-                vec![fio::run(&job)?, fio::run(&job)?]
-            } else {
-                vec![]
-            };
-            let pairs_2 = with_pairs.then(|| file::rand_read_uring(&f, pairs, half, 8));
-            let eager_2 = with_eager.then(|| file::rand_read_uring(&f, eager, half, 6));
-            let batched_2 = file::rand_read_uring(&f, opts, half, 4)?;
-            r.push(
-                workload,
-                engine,
-                opts.depth,
-                batched_1.merge(batched_2),
-                s.clone(),
-            );
-            if let (Some(a), Some(b)) = (eager_1, eager_2) {
-                let m = a?.merge(b?);
-                r.push(workload, "io_uring+eager", opts.depth, m, s.clone());
-            }
-            if let (Some(a), Some(b)) = (pairs_1, pairs_2) {
-                r.push(workload, "io_uring+pairs", opts.depth, a?.merge(b?), s);
-            }
-            if with_fio {
-                let fio_result = fio::FioResult::combine(&fio_runs);
-                let rec =
-                    fio_record(workload, &job, &fio_result, r.settings(file::BLOCK));
-                r.records.push(rec);
-            }
-            Ok(())
+            side_by_side(r, &f, workload, opts, &peers, with_fio, seed, s)
         }));
     }
     if fio {
@@ -475,28 +549,65 @@ fn random_reads(
         for (iodepth, numjobs) in jobs {
             let label = format!("random reads, {what}, fio psync x{numjobs}");
             steps.push(step(&label, move |r| {
-                if !direct {
-                    file::warm(&r.path)?;
-                }
-                let path = r.path.clone();
-                let job = fio_job(
-                    &path,
-                    r.file_size,
-                    "psync",
-                    iodepth,
-                    numjobs,
-                    direct,
-                    r.duration(),
-                );
+                prepare(r, direct)?;
+                let (path, size, d) = (r.path.clone(), r.file_size, r.duration());
+                let job = fio_job(&path, size, "psync", iodepth, numjobs, direct, d);
                 let res = fio::run(&job)?;
                 let rec = fio_record(workload, &job, &res, r.settings(file::BLOCK));
-                r.records.push(rec);
+                r.add(rec);
                 Ok(())
             }));
         }
     }
+    steps
 }
 
+/// The plain engine and its peers at one depth, each run twice for half the
+/// time in mirrored order (ours, eager, pairs, triples, fio, fio, triples,
+/// pairs, eager, ours): a device that speeds up or slows down over the
+/// seconds favours none of them. Each record pools its two halves.
+#[allow(clippy::too_many_arguments)]
+fn side_by_side(
+    r: &mut Run,
+    f: &std::fs::File,
+    workload: &str,
+    opts: UringOpts,
+    peers: &[(&str, Submit)],
+    with_fio: bool,
+    seed: u64,
+    s: Settings,
+) -> anyhow::Result<()> {
+    let half = r.duration() / 2;
+    let path = r.path.clone();
+    let direct = s.o_direct;
+    let job = fio_job(&path, r.file_size, "io_uring", opts.depth, 1, direct, half);
+    let variant = |submit| UringOpts { submit, ..opts };
+    let mut first = Vec::new();
+    for (i, &(_, submit)) in peers.iter().enumerate() {
+        let seed = seed + 10 * i as u64;
+        first.push(file::rand_read_uring(f, variant(submit), half, seed)?);
+    }
+    let fio_runs = if with_fio {
+        vec![fio::run(&job)?, fio::run(&job)?]
+    } else {
+        vec![]
+    };
+    let mut second = Vec::new();
+    for (i, &(_, submit)) in peers.iter().enumerate().rev() {
+        let seed = seed + 10 * i as u64 + 5;
+        second.push(file::rand_read_uring(f, variant(submit), half, seed)?);
+    }
+    second.reverse();
+    for ((&(engine, _), a), b) in peers.iter().zip(first).zip(second) {
+        r.push(workload, engine, opts.depth, a.merge(b), s.clone());
+    }
+    if with_fio {
+        let fio_result = fio::FioResult::combine(&fio_runs);
+        let rec = fio_record(workload, &job, &fio_result, r.settings(file::BLOCK));
+        r.add(rec);
+    }
+    Ok(())
+}
 fn fio_job<'a>(
     path: &'a Path,
     file_size: u64,
@@ -553,9 +664,11 @@ fn fio_record(
     rec
 }
 
-/// The tmpfs workload: why io_uring can lose where there is no device.
-fn tmpfs_reads(steps: &mut Vec<Step>, fs: FileSystem, fio: bool) {
-    steps.push(step("random reads, tmpfs, std and io_uring", move |r| {
+/// One round of the tmpfs workload: why io_uring can lose where there is no
+/// device.
+fn tmpfs_step(fs: FileSystem, fio: bool, round: u32) -> Step {
+    let seed = 1 + 1000 * round as u64;
+    step("random reads, tmpfs, std and io_uring", move |r| {
         let dir = cleanup::tempdir_in(&fs.mount_point, "uring-bench")?;
         let path = dir.path().join("data");
         let size = r.file_size.min(256 << 20);
@@ -569,55 +682,47 @@ fn tmpfs_reads(steps: &mut Vec<Step>, fs: FileSystem, fio: bool) {
             threads: 1,
             ..r.settings(file::BLOCK)
         };
-        let m = file::rand_read_threads(&f, 1, r.duration(), 1)?;
+        let m = file::rand_read_threads(&f, 1, r.duration(), seed)?;
         r.push("rand-read-tmpfs", "std", 1, m, s.clone());
         for depth in [1, 32] {
             let opts = UringOpts {
                 depth,
                 ..UringOpts::default()
             };
-            let m = file::rand_read_uring(&f, opts, r.duration(), 3)?;
+            let m = file::rand_read_uring(&f, opts, r.duration(), seed + 1)?;
             r.push("rand-read-tmpfs", "io_uring", depth, m, s.clone());
         }
         if fio {
             for ioengine in ["psync", "io_uring"] {
                 let job = fio_job(&path, size, ioengine, 1, 1, false, r.duration());
                 let res = fio::run(&job)?;
-                r.records
-                    .push(fio_record("rand-read-tmpfs", &job, &res, s.clone()));
+                r.add(fio_record("rand-read-tmpfs", &job, &res, s.clone()));
             }
         }
         Ok(())
-    }));
+    })
 }
 
-/// The echo workload: chapter 5's client against each server, started as a
-/// process of its own, at each connection count and message size. The three
-/// servers run back to back at each load, so they meet the same machine.
-fn echo_steps(
-    steps: &mut Vec<Step>,
-    args: &Args,
-    notes: &mut Vec<String>,
-) -> anyhow::Result<()> {
-    let exe = std::env::current_exe().context("the path of this program")?;
-    let perf = echo::perf_available();
-    if !perf {
-        notes.push(
-            "perf is not available (not on PATH, or tracepoints not readable), so the echo \
-             servers' system calls and context switches are not counted"
-                .into(),
-        );
+/// The echo servers to measure: `--servers`, or every one.
+fn echo_servers(args: &Args) -> anyhow::Result<Vec<&'static str>> {
+    if args.servers.is_empty() {
+        return Ok(echo::chapter6_servers().map(|s| s.name).collect());
     }
-    // Client and server on a CPU each, the first two this process may use.
-    let cpus = echo::allowed_cpus();
-    let (client_cpu, server_cpu) = match cpus[..] {
-        [a, b, ..] => (Some(a), Some(b)),
-        _ => (None, None),
-    };
+    let names = args
+        .servers
+        .iter()
+        .map(|name| Ok(echo::echo_server(name)?.name));
+    names.collect::<anyhow::Result<_>>().context("--servers")
+}
+
+/// The loads of the echo workload, each a (connections, message size), that
+/// the file descriptor limit allows; and a note for each it does not.
+type EchoSweep = (Vec<(usize, usize)>, Vec<String>);
+
+fn echo_sweep(args: &Args) -> anyhow::Result<EchoSweep> {
     // Each connection is a descriptor in the client and one in the server.
     let nofile = uring_book::system::raise_nofile_limit()?;
-    // The load where the chapter looks inside the servers with a profiler.
-    let profiled = (100, 4096);
+    let (mut loads, mut notes) = (Vec::new(), Vec::new());
     for &size in &args.sizes {
         for &conns in &args.conns {
             if conns as u64 + 64 > nofile {
@@ -625,78 +730,108 @@ fn echo_steps(
                     "no echo point at {conns} connections: the file descriptor limit is \
                      {nofile} (raise it with `ulimit -n`)"
                 ));
-                continue;
-            }
-            for engine in ECHO_SERVERS {
-                let exe = exe.clone();
-                let label = format!("echo, {engine}, {conns} connections, {size} B");
-                steps.push(step(&label, move |r| {
-                    let client: echo::Client = &echo::chapter5_client;
-                    let start =
-                        |perf| echo::ServerProcess::start(&exe, engine, server_cpu, perf);
-                    let load = |seconds: f64, server: &echo::ServerProcess| echo::Load {
-                        addr: server.addr,
-                        conns,
-                        size,
-                        duration: Duration::from_secs_f64(seconds),
-                    };
-                    // Throughput, latency and CPU come from a run without perf, whose
-                    // tracepoint on every system call would tax the engine that makes
-                    // more of them; a second, shorter run under perf counts them.
-                    let server = start(false)?;
-                    let l = load(r.seconds, &server);
-                    // The server's CPU time is taken around the client's call:
-                    // time the same call, for the share of a CPU it used.
-                    let wall = std::cell::Cell::new(Duration::ZERO);
-                    let timed = |l: &echo::Load| {
-                        let started = std::time::Instant::now();
-                        let outcome = client(l);
-                        wall.set(started.elapsed());
-                        outcome
-                    };
-                    let mut rec = echo::measure(
-                        server, engine, l, &timed, client_cpu, r.seconds, false,
-                    )?;
-                    rec.server_cpu_share = rec.cpu_us_per_op.map(|us| {
-                        us * rec.ops as f64 / 1e6 / wall.get().as_secs_f64().max(1e-9)
-                    });
-                    if perf {
-                        let server = start(true)?;
-                        let secs = r.seconds.min(1.0);
-                        let profile = (conns, size) == profiled;
-                        let l = load(secs, &server);
-                        let counted = echo::measure(
-                            server, engine, l, client, client_cpu, secs, profile,
-                        )?;
-                        rec.syscalls_per_op = counted.syscalls_per_op;
-                        rec.ctx_switches_per_op = counted.ctx_switches_per_op;
-                        rec.hottest = counted.hottest;
-                    }
-                    r.records.push(rec);
-                    Ok(())
-                }));
+            } else {
+                loads.push((conns, size));
             }
         }
     }
-    Ok(())
+    Ok((loads, notes))
 }
 
-/// The echo servers, in the order the tables show them.
-const ECHO_SERVERS: [&str; 5] = [
-    "tokio-uring",
-    "tokio-uring+coop",
-    "uring-multishot",
-    "tokio",
-    "std-threads",
-];
+/// The load at which the chapter looks inside the servers with a profiler.
+const PROFILED_LOAD: (usize, usize) = (100, 4096);
+
+/// One round of the echo workload: chapter 5's client against each server,
+/// started as a process of its own, at each load. The servers take turns at
+/// each load, and each round starts with the next one, so that none is
+/// always the first to meet the machine.
+fn echo_steps(
+    loads: &[(usize, usize)],
+    servers: &[&'static str],
+    round: u32,
+) -> anyhow::Result<Vec<Step>> {
+    let exe = std::env::current_exe().context("the path of this program")?;
+    let perf = echo::perf_available();
+    // Client and server on a CPU each, the first two this process may use.
+    let cpus = echo::allowed_cpus();
+    let (client_cpu, server_cpu) = match cpus[..] {
+        [a, b, ..] => (Some(a), Some(b)),
+        _ => (None, None),
+    };
+    let mut steps = Vec::new();
+    for &(conns, size) in loads {
+        for turn in 0..servers.len() {
+            let engine = servers[(turn + round as usize) % servers.len()];
+            let exe = exe.clone();
+            // A profile once per server, in the first round, in a run of its own.
+            let profile = perf && round == 0 && (conns, size) == PROFILED_LOAD;
+            let label = format!("echo, {engine}, {conns} connections, {size} B");
+            steps.push(step(&label, move |r| {
+                let client: echo::Client = &echo::chapter5_client;
+                let start =
+                    |perf| echo::ServerProcess::start(&exe, engine, server_cpu, perf);
+                let load = |seconds: f64, server: &echo::ServerProcess| echo::Load {
+                    addr: server.addr,
+                    conns,
+                    size,
+                    duration: Duration::from_secs_f64(seconds),
+                };
+                // Throughput, latency and CPU come from a run with no perf at all:
+                // perf stat's tracepoint on every system call would tax the server
+                // that makes the most of them, and sampling taxes every server.
+                let server = start(false)?;
+                let l = load(r.seconds, &server);
+                // The server's CPU time is taken around the client's call:
+                // time the same call, for the share of a CPU it used.
+                let wall = std::cell::Cell::new(Duration::ZERO);
+                let timed = |l: &echo::Load| {
+                    let started = std::time::Instant::now();
+                    let outcome = client(l);
+                    wall.set(started.elapsed());
+                    outcome
+                };
+                let mut rec = echo::measure(
+                    server, engine, l, &timed, client_cpu, r.seconds, false,
+                )?;
+                rec.server_cpu_share = rec.cpu_us_per_op.map(|us| {
+                    us * rec.ops as f64 / 1e6 / wall.get().as_secs_f64().max(1e-9)
+                });
+                if perf {
+                    // A second, shorter run under perf stat counts system calls
+                    // and context switches.
+                    let server = start(true)?;
+                    let secs = r.seconds.min(0.5);
+                    let l = load(secs, &server);
+                    let counted = echo::measure(
+                        server, engine, l, client, client_cpu, secs, false,
+                    )?;
+                    rec.syscalls_per_op = counted.syscalls_per_op;
+                    rec.ctx_switches_per_op = counted.ctx_switches_per_op;
+                }
+                if profile {
+                    // A third run under perf record alone, for the profile.
+                    let server = start(false)?;
+                    let l = load(r.seconds, &server);
+                    let sampled = echo::measure(
+                        server, engine, l, client, client_cpu, r.seconds, true,
+                    )?;
+                    rec.profile = sampled.profile;
+                }
+                r.add(rec);
+                Ok(())
+            }));
+        }
+    }
+    Ok(steps)
+}
 
 /// Tables on stdout, and the files asked for.
 fn output(records: &[Record], args: &Args) -> anyhow::Result<()> {
     for table in report::tables(records) {
         println!("{}", table.to_text());
     }
-    for (_, text) in report::findings(records) {
-        println!("{text}");
+    for (_, text) in findings::found(records) {
+        println!("{}", report::wrap(&text, 88));
     }
     if let Some(path) = &args.json {
         std::fs::write(path, record::to_json(records) + "\n")

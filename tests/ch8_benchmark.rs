@@ -93,3 +93,31 @@ fn multishot_runs_alone() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("runs alone"), "{err}");
 }
+
+/// The book shows what the committed run makes: a change in the report's
+/// wording must come with `scripts/regen-ch08-bench.sh --render`.
+#[test]
+fn the_chapters_summary_is_what_its_committed_run_generates() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let made = dir.path().join("ch08-summary.md");
+    let json = root.join("book/src/bench/ch08.json");
+    let out = bench(&[
+        "--workloads=multishot",
+        "--from-json",
+        json.to_str().unwrap(),
+        "--summary",
+        made.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let committed =
+        std::fs::read_to_string(root.join("book/src/bench/ch08-summary.md")).unwrap();
+    assert!(
+        committed == std::fs::read_to_string(&made).unwrap(),
+        "book/src/bench/ch08-summary.md is stale: run scripts/regen-ch08-bench.sh --render"
+    );
+}

@@ -7,7 +7,9 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use uring_book::bench::echo::{perf_available, process_cpu_time, ServerProcess};
+use uring_book::bench::echo::{
+    chapter6_servers, perf_available, process_cpu_time, ServerProcess, ECHO_SERVERS,
+};
 use uring_book::bench::record::{from_json, Record};
 
 const EXE: &str = env!("CARGO_BIN_EXE_uring-book");
@@ -34,6 +36,7 @@ fn a_tiny_run_of_the_file_workloads_writes_sane_records_charts_and_summary() {
     let out = run(&[
         "--file-size=1M",
         "--seconds=0.05",
+        "--repeat=2",
         "--depths=1,8",
         "--threads=2",
         "--workloads=seq,cached,direct,tmpfs",
@@ -59,8 +62,29 @@ fn a_tiny_run_of_the_file_workloads_writes_sane_records_charts_and_summary() {
         ("rand-read-cached", "io_uring"),
         ("rand-read-cached", "io_uring+fixed"),
         ("rand-read-cached", "io_uring+sqpoll"),
+        ("rand-read-cached", "io_uring+fixed-file"),
+        ("rand-read-cached", "io_uring+fixed-bufs"),
+        ("rand-read-direct", "io_uring+eager"),
+        ("rand-read-direct", "io_uring+pairs"),
+        ("rand-read-direct", "io_uring+triples"),
     ] {
         assert!(has(w, e), "no {w} {e} record");
+    }
+    // Every point ran twice: once in each round.
+    for r in records.iter().filter(|r| r.repeat == 0) {
+        let again = records.iter().filter(|o| {
+            (&o.workload, &o.engine, o.queue_depth)
+                == (&r.workload, &r.engine, r.queue_depth)
+        });
+        let repeats: Vec<u32> = again.map(|o| o.repeat).collect();
+        assert_eq!(
+            repeats,
+            [0, 1],
+            "{} {} {}",
+            r.workload,
+            r.engine,
+            r.queue_depth
+        );
     }
     for r in &records {
         assert!(r.ops > 0 && r.ops_per_s > 0.0, "{r:?}");
@@ -85,7 +109,11 @@ fn a_tiny_run_of_the_file_workloads_writes_sane_records_charts_and_summary() {
         .filter(|r| r.workload == "rand-read-cached" && r.engine == "io_uring")
         .map(|r| r.queue_depth)
         .collect();
-    assert_eq!(depths, [1, 8]);
+    assert_eq!(
+        depths,
+        [1, 8, 8, 1],
+        "the second round runs in mirrored order"
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("Machine: ") && stdout.contains("File system: "),
@@ -96,6 +124,8 @@ fn a_tiny_run_of_the_file_workloads_writes_sane_records_charts_and_summary() {
     let md = std::fs::read_to_string(&summary).unwrap();
     assert!(md.contains("<!-- ANCHOR: rand-read-cached -->"), "{md}");
     assert!(md.contains("| engine | depth |"), "{md}");
+    assert!(md.contains("Each point ran 2 times"), "{md}");
+    assert!(md.contains(" ±"), "medians with their spread: {md}");
     // The tables come back from the JSON alone, without measuring again.
     let again = run(&["--from-json", json.to_str().unwrap()]);
     assert!(again.status.success(), "{}", stderr(&again));
@@ -133,11 +163,12 @@ fn a_bad_size_is_a_usage_error() {
     assert_eq!(stderr(&out).lines().count(), 1);
 }
 
-/// The servers the benchmark starts: a process each, found by the address
-/// it prints, echoing every byte, its CPU time readable while it runs.
+/// Every server the benchmark can start (chapter 8's variants too): a
+/// process each, found by the address it prints, echoing every byte, its
+/// CPU time readable while it runs.
 #[test]
 fn echo_server_processes_echo_every_byte() {
-    for engine in ["tokio", "std-threads"] {
+    for engine in ECHO_SERVERS.iter().map(|s| s.name) {
         let server = ServerProcess::start(Path::new(EXE), engine, None, false).unwrap();
         let mut conns: Vec<TcpStream> = (0..3)
             .map(|_| TcpStream::connect(server.addr).unwrap())
@@ -193,8 +224,31 @@ fn records_in_the_reference_run_have_the_promised_fields() {
     assert!(records.iter().all(|r| r.ops > 0 && !r.engine.is_empty()));
 }
 
+/// The book's summary is what the reference run makes: regenerate both with
+/// `scripts/regen-bench.sh`, never one without the other.
+#[test]
+fn the_books_summary_is_what_the_reference_run_generates() {
+    let bench = Path::new(env!("CARGO_MANIFEST_DIR")).join("book/src/bench");
+    let text = std::fs::read_to_string(bench.join("reference.json")).unwrap();
+    let records = from_json(&text).unwrap();
+    let committed = std::fs::read_to_string(bench.join("summary.md")).unwrap();
+    let made = uring_book::bench::report::summary_markdown(&records, "");
+    // The command line is the one part the records do not hold.
+    let without_command = |md: &str| {
+        md.split_once("<!-- ANCHOR_END: command -->")
+            .unwrap()
+            .1
+            .to_string()
+    };
+    assert!(
+        without_command(&committed) == without_command(&made),
+        "book/src/bench/summary.md is stale: run scripts/regen-bench.sh"
+    );
+}
+
 /// A tiny echo sweep through the benchmark itself: every server started as
-/// its own process, chapter 5's client checking every echoed byte.
+/// its own process, chapter 5's client checking every echoed byte, the
+/// servers taking turns from one round to the next.
 #[test]
 fn a_tiny_echo_run_measures_every_server() {
     let dir = disk_dir();
@@ -204,22 +258,21 @@ fn a_tiny_echo_run_measures_every_server() {
         "--conns=3",
         "--sizes=64",
         "--seconds=0.1",
+        "--repeat=2",
         "--json",
         json.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let records = from_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let engines: Vec<&str> = records.iter().map(|r| r.engine.as_str()).collect();
-    assert_eq!(
-        engines,
-        [
-            "tokio-uring",
-            "tokio-uring+coop",
-            "uring-multishot",
-            "tokio",
-            "std-threads"
-        ]
-    );
+    let servers: Vec<&str> = chapter6_servers().map(|s| s.name).collect();
+    // Chapter 8's server is one of chapter 6's; its variants are not.
+    assert!(servers.contains(&"uring-multishot"), "{servers:?}");
+    assert!(!servers.iter().any(|s| s.starts_with("uring-multishot+")));
+    let n = servers.len();
+    assert_eq!(engines[..n], servers[..]);
+    // The second round starts with the second server.
+    assert_eq!(engines[n..], [&servers[1..], &servers[..1]].concat()[..]);
     for r in &records {
         assert_eq!((r.workload.as_str(), r.queue_depth), ("echo", 3));
         assert!(r.ops > 0 && r.cpu_us_per_op.is_some(), "{r:?}");
@@ -269,4 +322,117 @@ fn io_uring_blocked_by_seccomp_is_one_line_and_exit_1() {
         "{err}"
     );
     assert!(err.contains("seccomp"), "{err}");
+}
+
+/// The sentences of chapter 6 that state a result without quoting a
+/// generated one hold in the committed reference run. Each check names the
+/// sentence it backs: when a rerun breaks one, that sentence needs rewriting.
+#[test]
+fn the_chapters_claims_hold_in_the_reference_run() {
+    use uring_book::bench::point::{self, echo_at, find, Point};
+    use uring_book::bench::stats::{compare, Verdict};
+
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("book/src/bench/reference.json");
+    let records = from_json(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let points = point::points(&records);
+    let at = |w: &str, e: &str, d: u32| {
+        find(&points, w, e, d).unwrap_or_else(|| panic!("no {w} {e} at depth {d}"))
+    };
+    let cpu = |p: &Point| p.cpu().unwrap();
+    let runs = points.iter().map(|p| p.runs.len()).min().unwrap();
+    assert!(
+        runs >= 3,
+        "the reference run has a point with {runs} runs: use --repeat 3"
+    );
+
+    let (c, d) = ("rand-read-cached", "rand-read-direct");
+    // "It does not win at depth 1 on data that is already in memory."
+    let (s1, u1) = (at(c, "std", 1), at(c, "io_uring", 1));
+    assert_ne!(compare(&u1.ops(), &s1.ops()), Verdict::Higher);
+    // "io_uring's bookkeeping costs a fraction of a microsecond per read, which
+    // is a large share of a 4 KiB copy."
+    let extra = cpu(u1).median - cpu(s1).median;
+    assert!(extra > 0.0 && extra < 1.0, "{extra} µs more per read");
+    assert!(extra / cpu(s1).median > 0.2, "{extra} µs is a small share");
+    // "Deeper queues change this: ... the syscalls-per-read column falls with
+    // the depth."
+    let mut plain: Vec<&Point> = points
+        .iter()
+        .filter(|p| p.workload() == c && p.engine() == "io_uring")
+        .collect();
+    plain.sort_by_key(|p| p.depth());
+    let calls: Vec<f64> = plain.iter().map(|p| p.syscalls().unwrap().median).collect();
+    assert!(calls.windows(2).all(|w| w[1] <= w[0]), "{calls:?}");
+
+    // "This is where io_uring earns its reputation."
+    let best = points
+        .iter()
+        .filter(|p| p.workload() == d && p.engine() == "io_uring")
+        .max_by(|a, b| a.ops().median.total_cmp(&b.ops().median))
+        .unwrap();
+    assert_eq!(
+        compare(&best.ops(), &at(d, "std", 1).ops()),
+        Verdict::Higher
+    );
+    // The pool: "one context switch per read in the switches column", and "One
+    // thread with many reads in flight does what otherwise takes a pool of
+    // threads, with less CPU per operation."
+    for pool in points
+        .iter()
+        .filter(|p| p.workload() == d && p.engine() == "threads")
+    {
+        assert!(pool.switches().unwrap() > 0.9, "{} threads", pool.depth());
+        if let Some(u) = find(&points, d, "io_uring", pool.depth()) {
+            let v = compare(&cpu(u), &cpu(pool));
+            assert_eq!(v, Verdict::Lower, "{} threads", pool.depth());
+        }
+    }
+    // "Where our loop falls short, its speed as a program is not the suspect":
+    // no more CPU per read than fio where fio did more IOPS.
+    for f in points
+        .iter()
+        .filter(|p| p.workload() == d && p.engine() == "fio-io_uring")
+    {
+        let u = at(d, "io_uring", f.depth());
+        if compare(&u.ops(), &f.ops()) == Verdict::Lower {
+            assert_ne!(compare(&cpu(u), &cpu(f)), Verdict::Higher, "{}", f.depth());
+        }
+    }
+    // SQPOLL: "nearly every read costs a sleep and a wakeup of the application
+    // thread, one context switch" at depth 1, and the poller's CPU counts.
+    assert!(at(c, "io_uring+sqpoll", 1).switches().unwrap() > 0.5);
+    let q = at(d, "io_uring+sqpoll", 32);
+    assert_eq!(
+        compare(&cpu(q), &cpu(at(d, "io_uring", 32))),
+        Verdict::Higher
+    );
+
+    // tmpfs: "io_uring hands every read to an io-wq worker thread", "two context
+    // switches", and "It loses badly".
+    let t = "rand-read-tmpfs";
+    let (ts, tu) = (at(t, "std", 1), at(t, "io_uring", 1));
+    assert!(tu.io_wq().unwrap() >= 1);
+    assert!(tu.switches().unwrap() > 1.5);
+    assert!(tu.ops().max < 0.5 * ts.ops().min);
+
+    // Echo: "The thread-per-connection server pays a context switch for nearly
+    // every message", tokio and tokio-uring "rarely sleep under load".
+    let echo = points.iter().filter(|p| p.workload() == "echo");
+    for p in echo.clone() {
+        let switches = p.switches().unwrap();
+        match p.engine() {
+            "std-threads" => assert!(switches > 0.9, "{switches}"),
+            _ if p.depth() >= 10 => assert!(switches < 0.1, "{} {switches}", p.engine()),
+            _ => {}
+        }
+    }
+    // "Fewer system calls are not less work": a load where the plain ring made
+    // fewer system calls than tokio but did not use less CPU.
+    let fewer_not_less = echo.filter(|p| p.engine() == "tokio-uring").any(|u| {
+        let t = echo_at(&points, "tokio", (u.depth(), u.size())).unwrap();
+        compare(&u.syscalls().unwrap(), &t.syscalls().unwrap()) == Verdict::Lower
+            && compare(&cpu(u), &cpu(t)) != Verdict::Lower
+    });
+    assert!(fewer_not_less);
 }

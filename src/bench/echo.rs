@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use uring_book::bench::record::{Measured, Record, Settings};
+use uring_book::bench::record::{Measured, Profile, Record, Settings};
 use uring_book::bench::{echo_servers, multishot_servers};
 
 /// A load for the client to put on a server.
@@ -44,6 +44,8 @@ pub struct ServerProcess {
     // The server exits when this pipe closes, so it cannot outlive us.
     stdin: Option<ChildStdin>,
     pid: u32,
+    /// The CPU the server is pinned to, if it is.
+    cpu: Option<usize>,
     pub addr: SocketAddr,
     perf: Option<Perf>,
 }
@@ -53,6 +55,37 @@ struct Perf {
     dir: uring_book::cleanup::TempDir,
     ctl: std::fs::File,
     ack: BufReader<std::fs::File>,
+}
+
+impl Perf {
+    /// The FIFOs in a directory of their own, and perf's `--control` argument
+    /// that names them.
+    fn new() -> anyhow::Result<(Perf, String)> {
+        let dir = uring_book::cleanup::tempdir()?;
+        let (ctl, ack) = (dir.path().join("ctl"), dir.path().join("ack"));
+        mkfifo(&ctl)?;
+        mkfifo(&ack)?;
+        let control = format!("--control=fifo:{},{}", ctl.display(), ack.display());
+        let perf = Perf {
+            ctl: open_fifo(&ctl)?,
+            ack: BufReader::new(open_fifo(&ack)?),
+            dir,
+        };
+        Ok((perf, control))
+    }
+
+    /// Sends `enable` or `disable` and waits for perf's `ack`: once it comes,
+    /// perf has done it.
+    fn command(&mut self, command: &str) -> anyhow::Result<()> {
+        use std::io::Write;
+        writeln!(self.ctl, "{command}")?;
+        let mut ack = String::new();
+        self.ack.read_line(&mut ack)?;
+        // perf writes "ack\n" with its terminating NUL, which starts the next line.
+        let ack = ack.trim_matches(|c: char| c == '\0' || c.is_whitespace());
+        anyhow::ensure!(ack == "ack", "perf answered {ack:?} to {command}");
+        Ok(())
+    }
 }
 
 /// What perf counted while it was enabled.
@@ -109,29 +142,17 @@ impl ServerProcess {
             serve.extend(["--cpu".into(), cpu.to_string()]);
         }
         let (mut cmd, perf) = if perf {
-            let dir = uring_book::cleanup::tempdir()?;
-            let (ctl, ack) = (dir.path().join("ctl"), dir.path().join("ack"));
-            mkfifo(&ctl)?;
-            mkfifo(&ack)?;
+            let (perf, control) = Perf::new()?;
             let mut cmd = Command::new("perf");
             cmd.args(["stat", "-x,", "-e", PERF_EVENTS, "--delay=-1"])
-                .arg(format!(
-                    "--control=fifo:{},{}",
-                    ctl.display(),
-                    ack.display()
-                ))
+                .arg(control)
                 .arg("-o")
-                .arg(dir.path().join("counts"))
+                .arg(perf.dir.path().join("counts"))
                 .arg("--")
                 .arg(exe)
                 .args(&serve);
             // perf says "Events enabled" on stderr each time: keep it in a file.
-            cmd.stderr(std::fs::File::create(dir.path().join("stderr"))?);
-            let perf = Perf {
-                ctl: open_fifo(&ctl)?,
-                ack: BufReader::new(open_fifo(&ack)?),
-                dir,
-            };
+            cmd.stderr(std::fs::File::create(perf.dir.path().join("stderr"))?);
             (cmd, Some(perf))
         } else {
             let mut cmd = Command::new(exe);
@@ -164,6 +185,7 @@ impl ServerProcess {
             child,
             stdin,
             pid,
+            cpu,
             addr,
             perf,
         })
@@ -185,17 +207,10 @@ impl ServerProcess {
 
     /// Sends `enable` or `disable` to perf and waits for its `ack`.
     fn perf_command(&mut self, command: &str) -> anyhow::Result<()> {
-        let Some(perf) = &mut self.perf else {
-            return Ok(());
-        };
-        use std::io::Write;
-        writeln!(perf.ctl, "{command}")?;
-        let mut ack = String::new();
-        perf.ack.read_line(&mut ack)?;
-        // perf writes "ack\n" with its terminating NUL, which starts the next line.
-        let ack = ack.trim_matches(|c: char| c == '\0' || c.is_whitespace());
-        anyhow::ensure!(ack == "ack", "perf answered {ack:?} to {command}");
-        Ok(())
+        match &mut self.perf {
+            Some(perf) => perf.command(command),
+            None => Ok(()),
+        }
     }
 
     /// Stops the server and returns what perf counted, if it ran under perf.
@@ -334,8 +349,8 @@ fn set_affinity(set: &libc::cpu_set_t) {
 
 /// Runs `client` with `load` against a server, server CPU time measured
 /// over the same window, the client pinned to `client_cpu` meanwhile.
-/// With `profile`, `perf record` samples the server for the first half of
-/// the window and the record keeps its hottest functions.
+/// With `profile`, `perf record` samples the server for the client's whole
+/// call and the record keeps the profile.
 pub fn measure(
     mut server: ServerProcess,
     engine: &str,
@@ -352,36 +367,31 @@ pub fn measure(
     let pid = server.pid();
     let cpu = process_cpu_time(pid)?;
     server.enable_counting()?;
-    let samples = uring_book::cleanup::tempdir()?;
-    let recorder = if profile {
-        let data = samples.path().join("perf.data");
-        let secs = format!("{:.2}", load.duration.as_secs_f64() / 2.0);
-        let child = Command::new("perf")
-            .args(["record", "-q", "-o"])
-            .arg(&data)
-            .args(["-p", &pid.to_string(), "--", "sleep", &secs])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("start perf record")?;
-        Some((child, data))
+    let mut recorder = if profile {
+        Some(start_recording(&server)?)
     } else {
         None
     };
-    let outcome = client(&Load {
-        addr: server.addr,
-        ..load
+    // The profile keeps the samples of the server's threads, collected while
+    // the client runs: the threads it starts on the way count too.
+    let watching = std::sync::atomic::AtomicBool::new(profile);
+    let (outcome, threads) = std::thread::scope(|s| {
+        let watcher = s.spawn(|| server_threads(pid, &watching));
+        let outcome = client(&Load {
+            addr: server.addr,
+            ..load
+        });
+        watching.store(false, std::sync::atomic::Ordering::Relaxed);
+        (outcome, watcher.join().expect("thread watcher"))
     });
+    let recorded = recorder.as_mut().map(Recorder::stop).transpose()?;
     let cpu_after = process_cpu_time(pid);
     server.disable_counting()?;
     set_affinity(&saved);
     let outcome = outcome.with_context(|| format!("echo client against {engine}"))?;
     let perf = server.finish()?;
-    let hottest = match recorder {
-        Some((mut child, data)) => {
-            child.wait()?;
-            Some(hottest_functions(&data, 8)?)
-        }
+    let profile = match recorded {
+        Some(data) => Some(profile_of(&data, &threads, 8)?),
         None => None,
     };
     let m = Measured {
@@ -403,15 +413,81 @@ pub fn measure(
     let mut record = Record::new("echo", engine, load.conns as u32, m, settings);
     record.p50_us = Some(outcome.p50.as_secs_f64() * 1e6);
     record.p99_us = Some(outcome.p99.as_secs_f64() * 1e6);
-    record.hottest = hottest;
+    record.profile = profile;
     Ok(record)
 }
 
-/// The `n` functions with the most samples in a `perf record` file, with
-/// their share of all samples in percent: `perf report --sort sym`.
-pub fn hottest_functions(data: &Path, n: usize) -> anyhow::Result<Vec<(String, f64)>> {
+/// `perf record` of a server, started with its events off and turned on
+/// through its control FIFO: the `ack` says it is recording.
+struct Recorder {
+    child: Child,
+    control: Perf,
+}
+
+fn start_recording(server: &ServerProcess) -> anyhow::Result<Recorder> {
+    let (mut control, arg) = Perf::new()?;
+    let child = Command::new("perf")
+        .args(["record", "-q", "--delay=-1"])
+        .arg(arg)
+        .arg("-o")
+        .arg(control.dir.path().join("perf.data"))
+        .args(profile_target(server))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(control.dir.path().join("stderr"))?)
+        .spawn()
+        .context("start perf record")?;
+    control.command("enable")?;
+    Ok(Recorder { child, control })
+}
+
+impl Recorder {
+    /// Stops recording, lets perf write its file, and says where it is.
+    fn stop(&mut self) -> anyhow::Result<std::path::PathBuf> {
+        self.control.command("disable")?;
+        // SAFETY: SIGINT to the perf we started: it finishes its file and exits.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        self.child.wait()?;
+        Ok(self.control.dir.path().join("perf.data"))
+    }
+}
+
+/// What `perf record` samples to profile a server: the CPU it is pinned to,
+/// kept to the server's threads by `perf report --tid`. `-p PID` misses
+/// samples of the threads the server starts after perf attaches
+/// (std-threads starts one per connection); it is the choice only for a
+/// server not pinned anywhere.
+fn profile_target(server: &ServerProcess) -> Vec<String> {
+    match server.cpu {
+        Some(cpu) => vec!["-C".into(), cpu.to_string()],
+        None => vec!["-p".into(), server.pid.to_string()],
+    }
+}
+
+/// The thread ids of process `pid`, gathered every 20 ms while `watching`.
+fn server_threads(pid: u32, watching: &std::sync::atomic::AtomicBool) -> Vec<String> {
+    let mut tids: Vec<String> = Vec::new();
+    while watching.load(std::sync::atomic::Ordering::Relaxed) {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten();
+        for tid in tasks.filter_map(|t| t.ok()?.file_name().into_string().ok()) {
+            if !tids.contains(&tid) {
+                tids.push(tid);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    tids
+}
+
+/// The profile of the threads `tids` in a `perf record` file: the event it
+/// sampled, how many samples they took, and the `n` functions with the most
+/// (`perf report --sort sym`, each function's own samples, in percent of
+/// those threads' samples).
+pub fn profile_of(data: &Path, tids: &[String], n: usize) -> anyhow::Result<Profile> {
     let out = Command::new("perf")
-        .args(["report", "--stdio", "--no-children", "--sort", "sym", "-i"])
+        .args(["report", "--stdio", "--no-children", "--sort", "sym", "-n"])
+        .args(["--percentage", "relative", "--tid", &tids.join(","), "-i"])
         .arg(data)
         .stderr(Stdio::null())
         .output()
@@ -419,27 +495,138 @@ pub fn hottest_functions(data: &Path, n: usize) -> anyhow::Result<Vec<(String, f
     Ok(parse_perf_report(&String::from_utf8_lossy(&out.stdout), n))
 }
 
-/// Lines such as `    19.42%  [k] __pv_queued_spin_lock_slowpath`.
-pub fn parse_perf_report(text: &str, n: usize) -> Vec<(String, f64)> {
-    text.lines()
+/// Reads `perf report -n` output: a header line `# Samples: 4K of event
+/// 'cpu-clock:ppp'`, then lines such as
+/// `    19.42%       123  [k] __pv_queued_spin_lock_slowpath`.
+pub fn parse_perf_report(text: &str, n: usize) -> Profile {
+    let event = text
+        .lines()
+        .find_map(|l| l.split_once(" of event '")?.1.split_once('\''))
+        .map(|(event, _)| event.split(':').next().unwrap_or(event).to_string())
+        .unwrap_or_default();
+    let rows: Vec<(String, f64, u64)> = text
+        .lines()
         .filter(|l| !l.trim_start().starts_with('#'))
         .filter_map(|l| {
             let (pct, rest) = l.trim().split_once('%')?;
-            let pct: f64 = pct.trim().parse().ok()?;
+            let (count, rest) = rest.trim().split_once(' ')?;
             let name = rest
                 .trim()
                 .split_once(' ')
-                .map_or(rest.trim(), |(_, name)| name.trim());
-            Some((name.to_string(), pct))
+                .map_or(rest.trim(), |(_, n)| n.trim());
+            Some((
+                name.to_string(),
+                pct.trim().parse().ok()?,
+                count.parse().ok()?,
+            ))
         })
-        .take(n)
-        .collect()
+        .collect();
+    Profile {
+        event,
+        samples: rows.iter().map(|r| r.2).sum(),
+        hottest: rows
+            .into_iter()
+            .take(n)
+            .map(|(name, pct, _)| (name, pct))
+            .collect(),
+    }
 }
 
-/// The body of `uring-book 6 --serve ENGINE`: bind 127.0.0.1:0, say where
-/// and under which process id,
-/// serve until the benchmark closes our stdin.
-pub fn serve(engine: &str, cpu: Option<usize>) -> anyhow::Result<()> {
+/// An echo server the benchmark can start: `uring-book 6 --serve NAME`.
+pub struct EchoServer {
+    /// Its name in the tables and on the command line.
+    pub name: &'static str,
+    /// Echoes every connection of the listener; returns only on an error.
+    /// It is handed the server's own name, so that one function can serve
+    /// several setups of one server (chapter 8's `uring-multishot+...`).
+    pub serve: fn(&'static str, std::net::TcpListener) -> anyhow::Result<()>,
+    /// Whether chapter 6's echo workload measures it by default. The others
+    /// are the variants chapter 8 measures (`--workloads multishot`).
+    pub chapter6: bool,
+}
+
+/// Every echo server of the benchmark, chapter 6's in the order its tables
+/// show them, then chapter 8's variants. A new server is one more entry here.
+pub const ECHO_SERVERS: &[EchoServer] = &[
+    EchoServer {
+        name: "tokio-uring+coop",
+        serve: |_, listener| serve_chapter5(listener),
+        chapter6: true,
+    },
+    EchoServer {
+        name: "tokio-uring",
+        serve: |_, listener| serve_plain_ring(listener),
+        chapter6: true,
+    },
+    EchoServer {
+        name: multishot_servers::MULTISHOT,
+        serve: multishot_servers::serve,
+        chapter6: true,
+    },
+    EchoServer {
+        name: "tokio",
+        serve: |_, listener| echo_servers::serve_tokio(listener),
+        chapter6: true,
+    },
+    EchoServer {
+        name: "std-threads",
+        serve: |_, listener| echo_servers::serve_std_threads(listener),
+        chapter6: true,
+    },
+    EchoServer {
+        name: multishot_servers::TOKIO_2,
+        serve: |_, listener| echo_servers::serve_tokio_on(listener, 2),
+        chapter6: false,
+    },
+    EchoServer {
+        name: "uring-multishot+coop",
+        serve: multishot_servers::serve,
+        chapter6: false,
+    },
+    EchoServer {
+        name: "uring-multishot+regring",
+        serve: multishot_servers::serve,
+        chapter6: false,
+    },
+    EchoServer {
+        name: "uring-multishot+noregring",
+        serve: multishot_servers::serve,
+        chapter6: false,
+    },
+    EchoServer {
+        name: "uring-multishot+direct",
+        serve: multishot_servers::serve,
+        chapter6: false,
+    },
+    EchoServer {
+        name: "uring-multishot+nodirect",
+        serve: multishot_servers::serve,
+        chapter6: false,
+    },
+    EchoServer {
+        name: "uring-multishot+2t",
+        serve: multishot_servers::serve,
+        chapter6: false,
+    },
+];
+
+/// The servers chapter 6's echo workload measures, in the order of its tables.
+pub fn chapter6_servers() -> impl Iterator<Item = &'static EchoServer> {
+    ECHO_SERVERS.iter().filter(|s| s.chapter6)
+}
+
+/// The server called `name`, or an error that lists them all.
+pub fn echo_server(name: &str) -> anyhow::Result<&'static EchoServer> {
+    ECHO_SERVERS.iter().find(|s| s.name == name).ok_or_else(|| {
+        let names: Vec<&str> = ECHO_SERVERS.iter().map(|s| s.name).collect();
+        anyhow::anyhow!("no echo server '{name}' ({})", names.join(", "))
+    })
+}
+
+/// The body of `uring-book 6 --serve NAME`: bind 127.0.0.1:0, say where and
+/// under which process id, serve until the benchmark closes our stdin.
+pub fn serve(name: &str, cpu: Option<usize>) -> anyhow::Result<()> {
+    let server = echo_server(name)?;
     if let Some(cpu) = cpu {
         pin_to_cpu(cpu).with_context(|| format!("pin the server to CPU {cpu}"))?;
     }
@@ -448,62 +635,38 @@ pub fn serve(engine: &str, cpu: Option<usize>) -> anyhow::Result<()> {
         let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
         std::process::exit(0);
     });
-    let any_port: SocketAddr = "127.0.0.1:0".parse()?;
-    match engine {
-        "tokio-uring" | "tokio-uring+coop" => {
-            use uring_book::ex5_tcp_echo;
-            let rt = if engine == "tokio-uring" {
-                uring_book::diagnose::tokio_uring_runtime(256)?
-            } else {
-                coop_taskrun_runtime()?
-            };
-            rt.block_on(async {
-                let listener = ex5_tcp_echo::listen(any_port)?;
-                println!(
-                    "listening on {} pid {}",
-                    listener.local_addr()?,
-                    std::process::id()
-                );
-                let stats = std::rc::Rc::new(ex5_tcp_echo::Stats::default());
-                ex5_tcp_echo::serve(listener, stats, true).await;
-                Ok(())
-            })
-        }
-        "tokio" | "std-threads" => {
-            let listener = echo_servers::listen(any_port)?;
-            println!(
-                "listening on {} pid {}",
-                listener.local_addr()?,
-                std::process::id()
-            );
-            if engine == "tokio" {
-                echo_servers::serve_tokio(listener)
-            } else {
-                echo_servers::serve_std_threads(listener)
-            }
-        }
-        e if multishot_servers::knows(e) => multishot_servers::serve(e, any_port),
-        other => bail!(
-            "no echo server '{other}' (tokio-uring, tokio-uring+coop, tokio, std-threads, \
-             uring-multishot, tokio-2t)"
-        ),
-    }
+    let listener = echo_servers::listen("127.0.0.1:0".parse()?)?;
+    let (addr, pid) = (listener.local_addr()?, std::process::id());
+    println!("listening on {addr} pid {pid}");
+    (server.serve)(server.name, listener)
 }
 
-// ANCHOR: coop
-/// A tokio-uring runtime whose ring is set up with IORING_SETUP_COOP_TASKRUN
-/// (Linux 5.19): the task_work of a completion is still flagged on the
-/// server's thread, and wakes it if it sleeps, but a thread running on another
-/// CPU gets no interrupt (IPI) for it; the work runs at its next return to
-/// user space, after a system call or an interrupt such as the timer tick.
-fn coop_taskrun_runtime() -> anyhow::Result<tokio_uring::Runtime> {
-    let mut ring = tokio_uring::uring_builder();
-    ring.setup_coop_taskrun();
-    let mut builder = tokio_uring::builder();
-    builder.entries(256).uring_builder(&ring);
-    tokio_uring::Runtime::new(&builder).map_err(uring_book::diagnose::setup)
+/// Chapter 5's server on a runtime of its own making.
+fn serve_on(
+    rt: tokio_uring::Runtime,
+    listener: std::net::TcpListener,
+) -> anyhow::Result<()> {
+    use uring_book::ex5_tcp_echo;
+    rt.block_on(async {
+        let listener = tokio_uring::net::TcpListener::from_std(listener);
+        let stats = std::rc::Rc::new(ex5_tcp_echo::Stats::default());
+        Err(ex5_tcp_echo::serve(listener, stats, true).await.into())
+    })
 }
-// ANCHOR_END: coop
+
+/// Chapter 5's server as `cargo run -- 5` starts it (COOP_TASKRUN).
+fn serve_chapter5(listener: std::net::TcpListener) -> anyhow::Result<()> {
+    serve_on(uring_book::ex5_tcp_echo::runtime()?, listener)
+}
+
+/// The same server on a plain ring, to show what COOP_TASKRUN changes.
+fn serve_plain_ring(listener: std::net::TcpListener) -> anyhow::Result<()> {
+    let entries = uring_book::ex5_tcp_echo::RING_ENTRIES;
+    serve_on(
+        uring_book::diagnose::tokio_uring_runtime(entries)?,
+        listener,
+    )
+}
 
 /// Chapter 5's load client, as the benchmark's [`Client`].
 pub fn chapter5_client(load: &Load) -> anyhow::Result<Outcome> {
@@ -553,19 +716,22 @@ mod tests {
 
     #[test]
     fn perf_report_lines_become_functions_and_shares() {
-        let text = "# Samples: 4K of event 'cpu-clock'\n#\n\
-                    # Overhead  Symbol\n\
-                    \x20   19.42%  [k] __pv_queued_spin_lock_slowpath\n\
-                    \x20    0.62%  [.] __vdso_clock_gettime\n\n";
-        let hot = parse_perf_report(text, 8);
+        let text = "# Samples: 4K of event 'cpu-clock:ppp'\n#\n\
+                    # Overhead       Samples  Symbol\n\
+                    \x20   19.42%          777  [k] __pv_queued_spin_lock_slowpath\n\
+                    \x20    0.62%           25  [.] __vdso_clock_gettime\n\n";
+        let profile = parse_perf_report(text, 8);
+        assert_eq!(profile.event, "cpu-clock");
+        assert_eq!(profile.samples, 802);
         assert_eq!(
-            hot,
+            profile.hottest,
             [
                 ("__pv_queued_spin_lock_slowpath".to_string(), 19.42),
                 ("__vdso_clock_gettime".to_string(), 0.62)
             ]
         );
-        assert_eq!(parse_perf_report(text, 1).len(), 1);
+        let top = parse_perf_report(text, 1);
+        assert_eq!((top.hottest.len(), top.samples), (1, 802));
     }
 
     #[test]

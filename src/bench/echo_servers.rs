@@ -12,9 +12,12 @@ use socket2::{Domain, Socket, Type};
 /// A listener with the same backlog as chapter 5's server
 /// (`uring_book::ex5_tcp_echo::BACKLOG`): std's `bind` asks for 128, and a
 /// burst of a thousand connects would overflow it and wait for SYN retries.
+/// SO_REUSEPORT lets a server of several threads open a listener per thread
+/// on the same port (exercise 8's `uring-multishot+2t`).
 pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
     socket.bind(&addr.into())?;
     socket.listen(uring_book::ex5_tcp_echo::BACKLOG)?;
     Ok(socket.into())

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use io_uring::{opcode, squeue, types, IoUring};
+use io_uring::{opcode, squeue, squeue::Entry, types, IoUring};
 
 use uring_book::bench::record::Measured;
 use uring_book::bench::stats::{Latencies, Rng, Window};
@@ -364,11 +364,15 @@ pub fn rand_read_threads(
                     let mut rng = Rng::new(seed + t as u64);
                     let mut buf = AlignedBuf::new(BLOCK);
                     let mut latencies = Latencies::new();
+                    // One clock read per read, as the io_uring loop takes one
+                    // per round: each read starts when the previous one ended.
+                    let mut last = Instant::now();
                     while !stop.load(Ordering::Relaxed) {
                         let offset = rng.below(blocks) * BLOCK as u64;
-                        let started = Instant::now();
                         file.read_exact_at(buf.as_mut_slice(), offset)?;
-                        latencies.record(started.elapsed());
+                        let now = Instant::now();
+                        latencies.record(now - last);
+                        last = now;
                     }
                     Ok(latencies)
                 })
@@ -394,31 +398,100 @@ pub fn rand_read_threads(
     })
 }
 
+/// When the random-read loop hands new reads to the kernel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Submit {
+    /// All new reads of a round go in the io_uring_enter that also waits for
+    /// the next completion.
+    #[default]
+    PerRound,
+    /// As soon as this many new reads are queued: 1 submits each read on its
+    /// own (as fio does), 2 batches below the block layer's plug (io_uring
+    /// plugs calls of more than two requests), 3 is the smallest plugged call.
+    Every(usize),
+}
+
 /// How the io_uring engine is set up; the default reads at depth 0 (set
-/// `depth`), batched, without registration or SQPOLL.
+/// `depth`), a round at a time, without registration or SQPOLL.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct UringOpts {
     /// Reads in flight.
     pub depth: usize,
-    /// Registered buffers (READ_FIXED) and a registered file (types::Fixed).
-    pub fixed: bool,
+    /// Registered buffers: IORING_OP_READ_FIXED.
+    pub fixed_bufs: bool,
+    /// A registered file, named by its index (types::Fixed).
+    pub fixed_file: bool,
     /// A kernel thread polls the submission queue (IORING_SETUP_SQPOLL).
     pub sqpoll: bool,
-    /// Submit each new read at once, one io_uring_enter per read (as fio
-    /// does), rather than all new reads of a round in one call.
-    pub eager: bool,
-    /// Submit as soon as two new reads are queued: batches, but never more
-    /// than two requests a call, under the threshold at which io_uring plugs
-    /// the block layer (more than two).
-    pub pairs: bool,
+    pub submit: Submit,
 }
 
 // ANCHOR: random_setup
-/// Random 4 KiB reads with io_uring for `duration`, `opts.depth` in flight:
-/// each completion is replaced by a new read at once, all new reads go to the
-/// kernel in one io_uring_enter, which also waits for the next completion
-/// (with `eager`, each new read goes in a call of its own as soon as it is
-/// ready; with `pairs`, in calls of at most two).
+/// The ring of the random-read engine: room for `depth` reads, SQPOLL if
+/// asked, and the buffers and the file registered if asked.
+fn random_ring(
+    file: &File,
+    opts: UringOpts,
+    buf: &AlignedBuf,
+) -> anyhow::Result<IoUring> {
+    let mut builder = IoUring::builder();
+    if opts.sqpoll {
+        builder.setup_sqpoll(1000); // the poller sleeps after 1 s without work
+    }
+    let ring = builder
+        .build(opts.depth.next_power_of_two() as u32)
+        .map_err(diagnose::setup)?;
+    if opts.fixed_bufs {
+        let iovecs: Vec<libc::iovec> = (0..opts.depth)
+            .map(|slot| libc::iovec {
+                iov_base: buf.at(slot * BLOCK).cast(),
+                iov_len: BLOCK,
+            })
+            .collect();
+        // SAFETY: the caller keeps `buf` alive until it drops the ring.
+        unsafe { ring.submitter().register_buffers(&iovecs) }
+            .map_err(|e| diagnose::register_buffers(e, opts.depth * BLOCK))?;
+    }
+    if opts.fixed_file {
+        ring.submitter().register_files(&[file.as_raw_fd()])?;
+    }
+    Ok(ring)
+}
+// ANCHOR_END: random_setup
+
+// ANCHOR: random_entry
+/// A read of block `slot` of `buf` at `at`, tagged with the slot: by file
+/// descriptor or by registered index, into a plain or a registered buffer.
+fn read_entry(
+    o: UringOpts,
+    file: &File,
+    buf: &AlignedBuf,
+    slot: usize,
+    at: u64,
+) -> Entry {
+    let (ptr, len, fd) = (buf.at(slot * BLOCK), BLOCK as u32, file.as_raw_fd());
+    let index = slot as u16; // registered buffer `slot` is block `slot`
+    let e = match (o.fixed_file, o.fixed_bufs) {
+        (false, false) => opcode::Read::new(types::Fd(fd), ptr, len)
+            .offset(at)
+            .build(),
+        (true, false) => opcode::Read::new(types::Fixed(0), ptr, len)
+            .offset(at)
+            .build(),
+        (false, true) => opcode::ReadFixed::new(types::Fd(fd), ptr, len, index)
+            .offset(at)
+            .build(),
+        (true, true) => opcode::ReadFixed::new(types::Fixed(0), ptr, len, index)
+            .offset(at)
+            .build(),
+    };
+    e.user_data(slot as u64)
+}
+// ANCHOR_END: random_entry
+
+// ANCHOR: random_loop
+/// Random 4 KiB reads with io_uring for `duration`, `opts.depth` of them in
+/// flight: each completion is replaced by a new read at once.
 fn uring_random(
     file: &File,
     opts: UringOpts,
@@ -426,104 +499,37 @@ fn uring_random(
     seed: u64,
 ) -> anyhow::Result<Measured> {
     let blocks = file.metadata()?.len() / BLOCK as u64;
-    let depth = opts.depth;
-    let mut builder = IoUring::builder();
-    if opts.sqpoll {
-        builder.setup_sqpoll(1000); // the poller sleeps after 1 s without work
-    }
-    let mut ring = builder
-        .build(depth.next_power_of_two() as u32)
-        .map_err(diagnose::setup)?;
-    let buf = AlignedBuf::new(depth * BLOCK);
-    if opts.fixed {
-        let iovecs: Vec<libc::iovec> = (0..depth)
-            .map(|slot| libc::iovec {
-                iov_base: buf.at(slot * BLOCK).cast(),
-                iov_len: BLOCK,
-            })
-            .collect();
-        // SAFETY: the buffers live until the ring is dropped, below.
-        unsafe { ring.submitter().register_buffers(&iovecs) }
-            .map_err(|e| diagnose::register_buffers(e, depth * BLOCK))?;
-        ring.submitter().register_files(&[file.as_raw_fd()])?;
-    }
-    let read = |slot: usize, offset: u64| {
-        let ptr = buf.at(slot * BLOCK);
-        let e = if opts.fixed {
-            let len = BLOCK as u32;
-            opcode::ReadFixed::new(types::Fixed(0), ptr, len, slot as u16)
-                .offset(offset)
-                .build()
-        } else {
-            opcode::Read::new(types::Fd(file.as_raw_fd()), ptr, BLOCK as u32)
-                .offset(offset)
-                .build()
-        };
-        e.user_data(slot as u64)
-    };
-    // ANCHOR_END: random_setup
-    // ANCHOR: random_loop
+    let buf = AlignedBuf::new(opts.depth * BLOCK);
+    let mut ring = random_ring(file, opts, &buf)?;
     let mut rng = Rng::new(seed);
-    let mut latencies = Latencies::new();
-    let mut syscalls = 0u64;
-    let window = Window::start();
-    let deadline = Instant::now() + duration;
+    let at = |rng: &mut Rng| rng.below(blocks) * BLOCK as u64;
+    let mut next = |slot| read_entry(opts, file, &buf, slot, at(&mut rng));
+    let (mut latencies, mut syscalls) = (Latencies::new(), 0u64);
+    let (window, deadline) = (Window::start(), Instant::now() + duration);
     // When each slot's read was handed over: its user_data is the index.
-    let mut started = Vec::with_capacity(depth);
-    for slot in 0..depth {
-        let offset = rng.below(blocks) * BLOCK as u64;
-        push(&mut ring, &read(slot, offset), &mut syscalls)?;
-        started.push(Instant::now());
+    let mut started = vec![Instant::now(); opts.depth];
+    for (slot, start) in started.iter_mut().enumerate() {
+        push(&mut ring, &next(slot), &mut syscalls)?;
+        *start = Instant::now();
     }
-    let mut in_flight = depth;
-    let mut done = Vec::with_capacity(depth);
+    let (mut in_flight, mut done) = (opts.depth, Vec::with_capacity(opts.depth));
     while in_flight > 0 {
-        if opts.sqpoll {
-            // The kernel thread picks up new entries by itself. We enter the
-            // kernel only to wake it when it sleeps, or to wait when no
-            // completion is there yet, as liburing's io_uring_wait_cqe does.
-            if ring.completion().is_empty() {
-                ring.submit_and_wait(1)?;
-                syscalls += 1;
-            } else if ring.submission().need_wakeup() {
-                ring.submit()?;
-                syscalls += 1;
-            }
-        } else {
-            ring.submit_and_wait(1)?;
-            syscalls += 1;
-        }
-        done.extend(
-            ring.completion()
-                .map(|cqe| (cqe.user_data() as usize, cqe.result())),
-        );
-        let now = Instant::now();
-        for (slot, res) in done.drain(..) {
-            if res < 0 {
-                bail!("read: {}", diagnose::cqe_error(res));
-            }
-            // Every read lies inside the file, so anything short is a fault.
-            if res as usize != BLOCK {
-                bail!("read returned {res} bytes of {BLOCK}");
-            }
+        enter(&mut ring, opts, &mut syscalls)?;
+        done.extend(ring.completion());
+        let now = Instant::now(); // one clock read for the whole round
+        for cqe in done.drain(..) {
+            let slot = cqe.user_data() as usize;
+            check_read(cqe.result())?;
             latencies.record(now - started[slot]);
             in_flight -= 1;
             if now < deadline {
-                push(
-                    &mut ring,
-                    &read(slot, rng.below(blocks) * BLOCK as u64),
-                    &mut syscalls,
-                )?;
-                started[slot] = now;
-                in_flight += 1;
-                let queued = ring.submission().len();
-                if opts.eager || (opts.pairs && queued >= 2) {
-                    ring.submit()?;
-                    syscalls += 1;
-                }
+                push(&mut ring, &next(slot), &mut syscalls)?;
+                (started[slot], in_flight) = (now, in_flight + 1);
+                submit_early(&mut ring, opts.submit, &mut syscalls)?;
             }
         }
     }
+    // ANCHOR_END: random_loop
     let spent = window.stop();
     let bytes = latencies.len() as u64 * BLOCK as u64;
     Ok(Measured {
@@ -532,7 +538,59 @@ fn uring_random(
         ..Measured::of_window(spent, bytes, latencies)
     })
 }
-// ANCHOR_END: random_loop
+
+/// Every read lies inside the file, so an error or a short read is a fault,
+/// not something to retry.
+fn check_read(res: i32) -> anyhow::Result<()> {
+    if res < 0 {
+        bail!("read: {}", diagnose::cqe_error(res));
+    }
+    if res as usize != BLOCK {
+        bail!("read returned {res} bytes of {BLOCK}");
+    }
+    Ok(())
+}
+
+// ANCHOR: random_enter
+/// Hands the queued reads to the kernel and waits for a completion,
+/// counting the system calls that takes.
+fn enter(ring: &mut IoUring, opts: UringOpts, syscalls: &mut u64) -> anyhow::Result<()> {
+    if !opts.sqpoll {
+        ring.submit_and_wait(1)?;
+        *syscalls += 1;
+        return Ok(());
+    }
+    // The kernel thread picks up new entries by itself. Enter the kernel
+    // only to wait when no completion is there yet, as liburing's
+    // io_uring_wait_cqe does, or to wake the poller when it sleeps.
+    if ring.completion().is_empty() {
+        ring.submit_and_wait(1)?;
+        *syscalls += 1;
+    } else if ring.submission().need_wakeup() {
+        ring.submit()?;
+        *syscalls += 1;
+    }
+    Ok(())
+}
+// ANCHOR_END: random_enter
+
+// ANCHOR: random_submit
+/// With `Submit::Every(n)`, submits as soon as `n` new reads are queued;
+/// what is left when a round ends goes with the next `enter`.
+fn submit_early(
+    ring: &mut IoUring,
+    submit: Submit,
+    syscalls: &mut u64,
+) -> anyhow::Result<()> {
+    if let Submit::Every(n) = submit {
+        if ring.submission().len() >= n {
+            ring.submit()?;
+            *syscalls += 1;
+        }
+    }
+    Ok(())
+}
+// ANCHOR_END: random_submit
 
 pub fn rand_read_uring(
     file: &File,
@@ -552,16 +610,34 @@ fn on_fresh_thread<T: Send>(f: impl FnOnce() -> T + Send) -> T {
 
 /// The io-wq workers of the calling thread: requests that could not be done
 /// without blocking were handed to them. Workers stay a while after their
-/// last request, so counting at the end of a run sees them.
+/// last request, so counting at the end of a run sees them. An SQPOLL ring's
+/// poller (`iou-sqp-<our tid>`) submits with an io-wq of its own, whose
+/// workers are named after the poller: they count too.
 pub fn io_wq_workers() -> u32 {
     // SAFETY: gettid has no preconditions.
-    let name = format!("iou-wrk-{}", unsafe { libc::gettid() });
+    let me = unsafe { libc::gettid() }.to_string();
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return 0;
     };
-    tasks
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|comm| comm.trim_end() == name)
+    let threads: Vec<(String, String)> = tasks
+        .filter_map(|t| {
+            let t = t.ok()?;
+            let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
+            Some((
+                t.file_name().to_string_lossy().into(),
+                comm.trim_end().into(),
+            ))
+        })
+        .collect();
+    let pollers = threads
+        .iter()
+        .filter(|(_, comm)| *comm == format!("iou-sqp-{me}"));
+    let owners: Vec<&str> = std::iter::once(me.as_str())
+        .chain(pollers.map(|(tid, _)| tid.as_str()))
+        .collect();
+    threads
+        .iter()
+        .filter(|(_, comm)| owners.iter().any(|o| *comm == format!("iou-wrk-{o}")))
         .count() as u32
 }
 
@@ -615,18 +691,26 @@ mod tests {
             depth: 8,
             ..UringOpts::default()
         };
+        let every = |n| UringOpts {
+            submit: Submit::Every(n),
+            ..plain
+        };
         let variants = [
             plain,
+            every(1),
+            every(2),
+            every(3),
             UringOpts {
-                eager: true,
+                fixed_bufs: true,
                 ..plain
             },
             UringOpts {
-                pairs: true,
+                fixed_file: true,
                 ..plain
             },
             UringOpts {
-                fixed: true,
+                fixed_bufs: true,
+                fixed_file: true,
                 ..plain
             },
             UringOpts {
@@ -641,6 +725,29 @@ mod tests {
             // Every completion was counted once: as many latencies as reads.
             assert_eq!(m.latencies.len() as u64, m.ops);
         }
+    }
+
+    #[test]
+    fn the_workers_of_an_sqpoll_poller_count_too() {
+        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let fs = uring_book::bench::machine::file_system(dir.path()).unwrap();
+        if fs.kind != "ext4" {
+            return; // ext4 hands every buffered write to io-wq; others may not
+        }
+        let file = create(&dir.path().join("written")).unwrap();
+        let workers = on_fresh_thread(|| {
+            let mut ring: IoUring =
+                IoUring::builder().setup_sqpoll(1000).build(4).unwrap();
+            let data = [7u8; BLOCK];
+            let fd = types::Fd(file.as_raw_fd());
+            let write = opcode::Write::new(fd, data.as_ptr(), BLOCK as u32).build();
+            // SAFETY: `data` outlives the wait for the write's completion.
+            unsafe { ring.submission().push(&write).unwrap() };
+            ring.submit_and_wait(1).unwrap();
+            assert_eq!(ring.completion().next().unwrap().result(), BLOCK as i32);
+            io_wq_workers()
+        });
+        assert!(workers >= 1, "the poller's worker was not counted");
     }
 
     #[test]

@@ -45,7 +45,7 @@ impl Machine {
 }
 
 /// The file system that holds a directory.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct FileSystem {
     /// `ext4`, `tmpfs`, `xfs`...: from statfs(2)'s f_type.
     pub kind: String,

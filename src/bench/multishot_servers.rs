@@ -1,6 +1,7 @@
 //! The servers chapter 8 measures beside chapter 6's: exercise 8 in each
-//! of its setups, and tokio on a multi-thread runtime. The benchmark starts
-//! them by name, as `uring-book 6 --serve NAME`.
+//! of its setups, and tokio on a multi-thread runtime. They are entries of
+//! `echo::ECHO_SERVERS`, which the benchmark starts by name, as
+//! `uring-book 6 --serve NAME`.
 //!
 //! `uring-multishot` is exercise 8 as it ships. A name can add options
 //! after `+`, each changing one choice, so that a choice is measured against
@@ -9,9 +10,10 @@
 //! registered / registered), `+direct` / `+nodirect` (accepted sockets as
 //! direct descriptors or not), `+2t` (two threads).
 
-use std::net::SocketAddr;
+use std::net::TcpListener;
 
-use anyhow::bail;
+use anyhow::{bail, Context};
+use socket2::{Domain, SockRef, Socket, Type};
 
 use uring_book::echo::multishot::{Config, TaskRun};
 use uring_book::ex8_multishot_echo as ex8;
@@ -20,11 +22,6 @@ use uring_book::ex8_multishot_echo as ex8;
 pub const MULTISHOT: &str = "uring-multishot";
 /// tokio's multi-thread runtime with two worker threads.
 pub const TOKIO_2: &str = "tokio-2t";
-
-/// Whether `engine` names one of this module's servers.
-pub fn knows(engine: &str) -> bool {
-    engine == TOKIO_2 || engine.split('+').next() == Some(MULTISHOT)
-}
 
 /// The configuration and thread count a `uring-multishot+...` name stands for.
 pub fn parse(engine: &str) -> anyhow::Result<(Config, u16)> {
@@ -54,26 +51,39 @@ pub fn parse(engine: &str) -> anyhow::Result<(Config, u16)> {
     Ok((config, threads))
 }
 
-/// Serves on `addr` until the process exits (the benchmark closes our stdin).
-pub fn serve(engine: &str, addr: SocketAddr) -> anyhow::Result<()> {
-    if engine == TOKIO_2 {
-        let listener = uring_book::bench::echo_servers::listen(addr)?;
-        announce(listener.local_addr()?);
-        return uring_book::bench::echo_servers::serve_tokio_on(listener, 2);
-    }
+/// Serves `listener` as the exercise 8 setup that `engine` names, until the
+/// process exits (the benchmark closes our stdin). `echo::ECHO_SERVERS`
+/// lists the setups the benchmark starts.
+pub fn serve(engine: &'static str, listener: TcpListener) -> anyhow::Result<()> {
     let (config, threads) = parse(engine)?;
     uring_book::echo::requirements::check()?;
-    let listeners = ex8::listen(addr, threads)?;
-    announce(listeners[0].local_addr()?);
+    let listeners = siblings(listener, threads)?;
     // Never notified: the process ends when the benchmark closes our stdin.
     let stop = ex8::EventFd::new()?;
     let workers = ex8::start(listeners, &stop, &config)?;
     ex8::join(workers).map(drop)
 }
 
-/// The line the benchmark waits for.
-fn announce(addr: SocketAddr) {
-    println!("listening on {addr} pid {}", std::process::id());
+/// `first` and `threads - 1` more listeners on its port, set up as
+/// `ex8::listen` sets up its own: accepted sockets inherit TCP_NODELAY, and
+/// SO_REUSEPORT spreads the connections over the threads (the benchmark's
+/// listener has it set, so that others can join its port).
+fn siblings(first: TcpListener, threads: u16) -> anyhow::Result<Vec<TcpListener>> {
+    SockRef::from(&first).set_tcp_nodelay(true)?;
+    let addr = first.local_addr()?;
+    let mut listeners = vec![first];
+    for _ in 1..threads {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(true)?;
+        socket.set_tcp_nodelay(true)?;
+        socket
+            .bind(&addr.into())
+            .with_context(|| format!("a second listener on {addr}"))?;
+        socket.listen(uring_book::ex5_tcp_echo::BACKLOG)?;
+        listeners.push(socket.into());
+    }
+    Ok(listeners)
 }
 
 #[cfg(test)]
@@ -92,7 +102,6 @@ mod tests {
         assert_eq!((c.taskrun, c.direct, t), (TaskRun::Coop, true, 2));
         assert!(!parse("uring-multishot+noregring").unwrap().0.register_ring);
         assert!(parse("uring-multishot+turbo").is_err());
-        assert!(knows("uring-multishot+coop") && knows(TOKIO_2));
-        assert!(!knows("tokio") && !knows("uring-multishotx"));
+        assert!(parse("uring-multishotx").is_err());
     }
 }

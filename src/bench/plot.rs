@@ -6,12 +6,17 @@ use std::path::Path;
 use anyhow::Context;
 use plotters::prelude::*;
 
+use uring_book::bench::point::{self, Point};
 use uring_book::bench::record::Record;
+use uring_book::bench::stats::Spread;
 
-/// A named line of (x, y) points.
+/// A named line of (x, y) points, each y the median of its runs, with the
+/// lowest and highest run where there were several.
 pub struct Series {
     pub name: String,
     pub points: Vec<(f64, f64)>,
+    /// (x, lowest, highest) of each point that ran more than once.
+    pub ranges: Vec<(f64, f64, f64)>,
 }
 
 /// A line chart with a logarithmic x axis (depths and connection counts grow
@@ -25,7 +30,13 @@ pub fn line_chart(
 ) -> anyhow::Result<()> {
     let points = series.iter().flat_map(|s| s.points.iter());
     let x_max = points.clone().map(|p| p.0).fold(1.0, f64::max) * 1.5;
-    let y_max = points.map(|p| p.1).fold(0.0, f64::max).max(1.0) * 1.1;
+    let highest = series.iter().flat_map(|s| s.ranges.iter().map(|r| r.2));
+    let y_max = points
+        .map(|p| p.1)
+        .chain(highest)
+        .fold(0.0, f64::max)
+        .max(1.0)
+        * 1.1;
     let root = SVGBackend::new(path, (720, 440)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
@@ -53,6 +64,10 @@ pub fn line_chart(
                 .iter()
                 .map(|&p| Circle::new(p, 4, ShapeStyle::from(&color).filled())),
         )?;
+        // The spread of the runs: a bar from the lowest to the highest.
+        chart.draw_series(s.ranges.iter().map(|&(x, lo, hi)| {
+            PathElement::new(vec![(x, lo), (x, hi)], ShapeStyle::from(&color))
+        }))?;
     }
     // The legend goes where the lines are not: upper left above rising lines,
     // upper right above falling ones.
@@ -78,13 +93,16 @@ pub fn line_chart(
 
 /// One color per engine, the same in every chart; distinct on white.
 fn color_of(name: &str, index: usize) -> RGBAColor {
-    const ENGINES: [(&str, RGBColor); 14] = [
+    const ENGINES: [(&str, RGBColor); 17] = [
         ("std", RGBColor(0x4e, 0x79, 0xa7)),
         ("threads", RGBColor(0xf2, 0x8e, 0x2b)),
         ("io_uring", RGBColor(0xe1, 0x57, 0x59)),
         ("io_uring+fixed", RGBColor(0x76, 0xb7, 0xb2)),
         ("io_uring+eager", RGBColor(0xff, 0x9d, 0xa7)),
         ("io_uring+pairs", RGBColor(0xba, 0xb0, 0xac)),
+        ("io_uring+triples", RGBColor(0x8c, 0x8c, 0x3c)),
+        ("io_uring+fixed-file", RGBColor(0x3b, 0x8a, 0x86)),
+        ("io_uring+fixed-bufs", RGBColor(0xa0, 0xcb, 0xe8)),
         ("io_uring+sqpoll", RGBColor(0x9c, 0x75, 0x5f)),
         ("fio-io_uring", RGBColor(0x59, 0xa1, 0x4f)),
         ("fio-psync", RGBColor(0xb0, 0x7a, 0xa1)),
@@ -114,22 +132,31 @@ fn trim(v: f64) -> String {
     s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
 }
 
-/// Lines of `y` against queue depth, one per engine, for one workload.
+/// Lines of `y` against queue depth, one per engine, for one workload:
+/// the median of each point's runs, with their range.
 fn by_engine(
-    records: &[Record],
+    points: &[Point],
     workload: &str,
-    y: impl Fn(&Record) -> Option<f64>,
+    y: impl Fn(&Point) -> Option<Spread>,
 ) -> Vec<Series> {
     let mut series: Vec<Series> = Vec::new();
-    for r in records.iter().filter(|r| r.workload == workload) {
-        let Some(value) = y(r) else { continue };
-        let point = (r.queue_depth as f64, value);
-        match series.iter_mut().find(|s| s.name == r.engine) {
-            Some(s) => s.points.push(point),
-            None => series.push(Series {
-                name: r.engine.clone(),
-                points: vec![point],
-            }),
+    for p in points.iter().filter(|p| p.workload() == workload) {
+        let Some(value) = y(p) else { continue };
+        let x = p.depth() as f64;
+        let s = match series.iter().position(|s| s.name == p.engine()) {
+            Some(i) => &mut series[i],
+            None => {
+                series.push(Series {
+                    name: p.engine().to_string(),
+                    points: Vec::new(),
+                    ranges: Vec::new(),
+                });
+                series.last_mut().expect("just pushed")
+            }
+        };
+        s.points.push((x, value.median));
+        if value.runs > 1 {
+            s.ranges.push((x, value.min, value.max));
         }
     }
     series
@@ -137,6 +164,7 @@ fn by_engine(
 
 /// Every chart the records allow, written to `dir`; returns the file names.
 pub fn write_all(records: &[Record], dir: &Path) -> anyhow::Result<Vec<String>> {
+    let points = point::points(records);
     std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     let mut written = Vec::new();
     let mut chart = |file: &str, title: &str, x: &str, y: &str, series: Vec<Series>| {
@@ -152,7 +180,7 @@ pub fn write_all(records: &[Record], dir: &Path) -> anyhow::Result<Vec<String>> 
         ("rand-read-direct", "random 4 KiB O_DIRECT reads"),
         ("rand-read-cached", "random 4 KiB reads from the page cache"),
     ] {
-        let iops = by_engine(records, workload, |r| Some(r.ops_per_s));
+        let iops = by_engine(&points, workload, |p| Some(p.ops()));
         chart(
             &format!("{workload}-iops.svg"),
             &format!("IOPS, {what}"),
@@ -171,12 +199,10 @@ pub fn write_all(records: &[Record], dir: &Path) -> anyhow::Result<Vec<String>> 
             "fio-psync",
         ];
         for (p, pick) in [("p50", 50), ("p99", 99)] {
-            let mut latency = by_engine(records, workload, |r| {
-                if pick == 50 {
-                    r.p50_us
-                } else {
-                    r.p99_us
-                }
+            // A percentile's median over the runs; no range, the tables have it.
+            let mut latency = by_engine(&points, workload, |p| {
+                let v = if pick == 50 { p.p50() } else { p.p99() };
+                Spread::of(v)
             });
             latency.retain(|s| main.contains(&s.name.as_str()));
             let title = format!("{p} latency, {what}");
@@ -185,13 +211,13 @@ pub fn write_all(records: &[Record], dir: &Path) -> anyhow::Result<Vec<String>> 
         }
     }
     for size in [64u64, 4096] {
-        let echo: Vec<Record> = records
+        let echo: Vec<Point> = points
             .iter()
-            .filter(|r| r.workload == "echo" && r.settings.block_size == size)
+            .filter(|p| p.workload() == "echo" && p.size() == size)
             .cloned()
             .collect();
         let conns = "connections";
-        let msgs = by_engine(&echo, "echo", |r| Some(r.ops_per_s));
+        let msgs = by_engine(&echo, "echo", |p| Some(p.ops()));
         let title = format!("Echo throughput, {size} B messages");
         chart(
             &format!("echo-{size}-throughput.svg"),
@@ -200,7 +226,7 @@ pub fn write_all(records: &[Record], dir: &Path) -> anyhow::Result<Vec<String>> 
             "messages/s",
             msgs,
         )?;
-        let cpu = by_engine(&echo, "echo", |r| r.cpu_us_per_op);
+        let cpu = by_engine(&echo, "echo", |p| p.cpu());
         let title = format!("Server CPU time per message, {size} B messages");
         chart(
             &format!("echo-{size}-cpu.svg"),
@@ -232,6 +258,7 @@ mod tests {
         let series = [Series {
             name: "io_uring".into(),
             points: vec![(1.0, 10.0), (32.0, 90.0)],
+            ranges: vec![(32.0, 80.0, 95.0)],
         }];
         line_chart(&path, "IOPS", "depth", "IOPS", &series).unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();

@@ -19,8 +19,12 @@ pub struct Settings {
     pub dir: String,
     pub file_system: Option<FileSystem>,
     pub o_direct: bool,
-    /// io_uring with registered buffers (READ_FIXED) and a registered file.
-    pub fixed: bool,
+    /// io_uring with registered buffers (READ_FIXED).
+    #[serde(default)]
+    pub fixed_bufs: bool,
+    /// io_uring with the file registered and named by its index.
+    #[serde(default)]
+    pub fixed_file: bool,
     pub sqpoll: bool,
     /// Threads doing blocking I/O (the pool engine, fio's numjobs).
     pub threads: u32,
@@ -39,12 +43,17 @@ pub struct Record {
     /// `seq-write`, `seq-read`, `rand-read-cached`, `rand-read-direct`,
     /// `rand-read-tmpfs`, `echo`.
     pub workload: String,
-    /// `std`, `io_uring`, `io_uring+fixed`, `io_uring+sqpoll`,
-    /// `io_uring+eager`, `io_uring+pairs`, `threads`,
-    /// `fio-psync`, `fio-io_uring`, `tokio`, `tokio-uring`, `std-threads`.
+    /// `std`, `io_uring`, `io_uring+fixed`, `io_uring+fixed-file`,
+    /// `io_uring+fixed-bufs`, `io_uring+sqpoll`, `io_uring+eager`,
+    /// `io_uring+pairs`, `io_uring+triples`, `threads`, `fio-psync`,
+    /// `fio-io_uring`; for echo, the servers of `bench::echo::ECHO_SERVERS`.
     pub engine: String,
     /// Operations in flight (for the echo workload: connections).
     pub queue_depth: u32,
+    /// Which run of the point this is, from 0: each point runs `--repeat`
+    /// times, and the report takes the median and spread of the runs.
+    #[serde(default)]
+    pub repeat: u32,
     pub ops: u64,
     pub elapsed_s: f64,
     pub ops_per_s: f64,
@@ -66,12 +75,22 @@ pub struct Record {
     /// client's run (1.0 is one CPU kept busy the whole time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_cpu_share: Option<f64>,
-    /// The hottest functions of the process measured, with their share of
-    /// samples in percent, where the benchmark profiled it (`perf record`).
+    /// Where the benchmark profiled the process (`perf record`): what it
+    /// sampled and its hottest functions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hottest: Option<Vec<(String, f64)>>,
+    pub profile: Option<Profile>,
     pub settings: Settings,
     pub machine: Machine,
+}
+
+/// A profile of one process: `perf report --sort sym` of a `perf record`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    /// The event sampled: `cycles` with a PMU, `cpu-clock` (a timer) without.
+    pub event: String,
+    pub samples: u64,
+    /// The hottest functions, with their share of the samples in percent.
+    pub hottest: Vec<(String, f64)>,
 }
 
 /// What an engine measured, before it becomes a record.
@@ -132,6 +151,7 @@ impl Record {
             workload: workload.into(),
             engine: engine.into(),
             queue_depth,
+            repeat: 0,
             ops: m.ops,
             elapsed_s: secs,
             ops_per_s: m.ops as f64 / secs,
@@ -143,7 +163,7 @@ impl Record {
             ctx_switches_per_op: m.ctx_switches.and_then(|s| per_op(s as f64)),
             io_wq_workers: m.io_wq_workers,
             server_cpu_share: None,
-            hottest: None,
+            profile: None,
             settings,
             machine: Machine::this(),
         }

@@ -1,5 +1,7 @@
 //! The arithmetic of a measurement: latency percentiles, CPU time from
-//! getrusage(2), and a small random number generator for offsets.
+//! getrusage(2), a small random number generator for offsets, and the
+//! median and spread of repeated runs, with the rule that says when two of
+//! them differ.
 
 use std::time::{Duration, Instant};
 
@@ -115,6 +117,97 @@ impl Rng {
     }
 }
 
+/// One figure of a point measured several times: the median of the runs,
+/// and the lowest and highest run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    pub runs: usize,
+}
+
+impl Spread {
+    /// The spread of some runs; `None` without any. A value that is not a
+    /// number (a ratio to nothing) is no run.
+    pub fn of(values: impl IntoIterator<Item = f64>) -> Option<Spread> {
+        let mut v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        };
+        Some(Spread {
+            median,
+            min: v[0],
+            max: v[n - 1],
+            runs: n,
+        })
+    }
+
+    /// How far the farthest run lies from the median, in percent of it:
+    /// every run is within ± this much.
+    pub fn deviation_percent(&self) -> f64 {
+        if self.median == 0.0 {
+            return 0.0;
+        }
+        let far = (self.max - self.median).max(self.median - self.min);
+        100.0 * far / self.median.abs()
+    }
+
+    /// The lowest run to the highest, as a share of the median: 0.3 is runs
+    /// 30 % apart (chapter 8 reports how noisy the machine was this way).
+    pub fn range_share(&self) -> f64 {
+        if self.median == 0.0 {
+            return 0.0;
+        }
+        (self.max - self.min) / self.median.abs()
+    }
+}
+
+/// Differences smaller than this fraction of the larger median are ties even
+/// when the runs do not overlap: counts such as system calls per message
+/// barely vary, and a 0.01 % gap between two of them says nothing.
+pub const MIN_DIFFERENCE: f64 = 0.02;
+
+/// How one figure compares with another, given their runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every run of the first was above every run of the second.
+    Higher,
+    /// Every run of the first was below every run of the second.
+    Lower,
+    /// The runs overlap (or differ by less than [`MIN_DIFFERENCE`]).
+    Tie,
+    /// One of the two ran once: there is no spread to compare against.
+    OneRun,
+}
+
+/// Compares `a` with `b`. A difference counts only when the two sets of runs
+/// do not overlap: with three runs each, two engines of identical speed come
+/// out separated like that one time in ten, by chance alone.
+pub fn compare(a: &Spread, b: &Spread) -> Verdict {
+    if a.runs < 2 || b.runs < 2 {
+        return Verdict::OneRun;
+    }
+    let larger = a.median.abs().max(b.median.abs());
+    if (a.median - b.median).abs() < MIN_DIFFERENCE * larger {
+        return Verdict::Tie;
+    }
+    if a.min > b.max {
+        Verdict::Higher
+    } else if a.max < b.min {
+        Verdict::Lower
+    } else {
+        Verdict::Tie
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +243,39 @@ mod tests {
         assert!(picks.iter().all(|&n| n < 10));
         // Every value shows up: the generator does not get stuck.
         assert!((0..10).all(|v| picks.contains(&v)));
+    }
+
+    #[test]
+    fn a_spread_is_the_median_and_the_extremes_of_the_runs() {
+        let s = Spread::of([3.0, 1.0, 2.0]).unwrap();
+        assert_eq!((s.median, s.min, s.max, s.runs), (2.0, 1.0, 3.0, 3));
+        assert_eq!(Spread::of([1.0, 4.0]).unwrap().median, 2.5);
+        assert!(Spread::of([]).is_none());
+        // Every run is within 50 % of the median of 2.
+        assert_eq!(s.deviation_percent(), 50.0);
+        let lopsided = Spread::of([100.0, 101.0, 110.0]).unwrap();
+        assert!((lopsided.deviation_percent() - 100.0 * 9.0 / 101.0).abs() < 1e-9);
+        // From the lowest run to the highest: the whole median apart.
+        assert!((s.range_share() - 1.0).abs() < 1e-12);
+        assert!(Spread::of([f64::NAN]).is_none());
+        assert_eq!(Spread::of([f64::INFINITY, 2.0]).unwrap().runs, 1);
+    }
+
+    #[test]
+    fn only_runs_that_do_not_overlap_make_a_difference() {
+        let s = |v: &[f64]| Spread::of(v.iter().copied()).unwrap();
+        let slow = s(&[90.0, 95.0, 100.0]);
+        let fast = s(&[101.0, 110.0, 120.0]);
+        let overlapping = s(&[99.0, 105.0, 130.0]);
+        assert_eq!(compare(&fast, &slow), Verdict::Higher);
+        assert_eq!(compare(&slow, &fast), Verdict::Lower);
+        assert_eq!(compare(&overlapping, &slow), Verdict::Tie);
+        // Apart, but by less than MIN_DIFFERENCE: a tie.
+        assert_eq!(
+            compare(&s(&[5.9965, 5.9966]), &s(&[5.9969, 5.9970])),
+            Verdict::Tie
+        );
+        // One run has no spread: no verdict, whatever the gap.
+        assert_eq!(compare(&s(&[1.0]), &s(&[2.0, 2.1])), Verdict::OneRun);
     }
 }

@@ -1,0 +1,1684 @@
+//! The sentences chapter 6 quotes, each written by a function of its own
+//! from the points of a run. A sentence that compares two engines says
+//! "more" or "fewer" only when their runs do not overlap
+//! (`stats::compare`); otherwise it calls the difference a tie.
+//!
+//! [`FINDINGS`] lists them with the anchor the chapter includes
+//! (`{{#include bench/summary.md:direct-fio}}`): the function behind a
+//! sentence is the one named there.
+
+use uring_book::bench::point::{self, echo_at, find, Point};
+use uring_book::bench::record::{Profile, Record};
+use uring_book::bench::report::{rate, Table};
+use uring_book::bench::stats::{compare, Spread, Verdict};
+use uring_book::system::human_bytes;
+
+/// A sentence (or small table) of the summary.
+pub struct Finding {
+    /// The anchor the chapter includes it by.
+    pub anchor: &'static str,
+    /// What the chapter shows when the run has no records for it: the book
+    /// builds from any run.
+    pub missing: &'static str,
+    pub make: fn(&[Point]) -> Option<String>,
+}
+
+/// Every finding, in the order the summary lists them.
+pub const FINDINGS: &[Finding] = &[
+    Finding {
+        anchor: "noise",
+        missing: "This run has no records.",
+        make: noise,
+    },
+    Finding {
+        anchor: "seq-io-wq",
+        missing: "This run has no sequential io_uring records.",
+        make: seq_io_wq,
+    },
+    Finding {
+        anchor: "direct-depth1",
+        missing: "This run has no O_DIRECT reads at depth 1.",
+        make: direct_depth1,
+    },
+    Finding {
+        anchor: "direct-best",
+        missing: "This run has no O_DIRECT reads with io_uring.",
+        make: direct_best,
+    },
+    Finding {
+        anchor: "direct-knee",
+        missing: "This run has no O_DIRECT reads with io_uring.",
+        make: direct_knee,
+    },
+    Finding {
+        anchor: "direct-pool",
+        missing: "This run has no O_DIRECT reads by a pool of threads.",
+        make: direct_pool,
+    },
+    Finding {
+        anchor: "direct-fio",
+        missing: "fio was not installed for this run, so there is no comparison.",
+        make: direct_fio,
+    },
+    Finding {
+        anchor: "direct-fio-goal",
+        missing: "fio was not installed for this run, so there is no comparison.",
+        make: direct_fio_goal,
+    },
+    Finding {
+        anchor: "direct-plug",
+        missing: "This run has no O_DIRECT reads submitted in small batches.",
+        make: direct_plug,
+    },
+    Finding {
+        anchor: "fio-command",
+        missing: "(fio was not installed for this run)",
+        make: fio_command,
+    },
+    Finding {
+        anchor: "direct-sqpoll",
+        missing: "This run has no SQPOLL point at depth 32.",
+        make: direct_sqpoll,
+    },
+    Finding {
+        anchor: "cached-depth1",
+        missing: "This run has no page-cache reads at depth 1.",
+        make: cached_depth1,
+    },
+    Finding {
+        anchor: "cached-fixed",
+        missing: "This run has no page-cache reads with registered files or buffers.",
+        make: cached_fixed,
+    },
+    Finding {
+        anchor: "cached-best",
+        missing: "This run has no page-cache reads with io_uring.",
+        make: cached_best,
+    },
+    Finding {
+        anchor: "tmpfs",
+        missing: "This run has no tmpfs reads.",
+        make: tmpfs,
+    },
+    Finding {
+        anchor: "echo-share",
+        missing: "This run has no server CPU share.",
+        make: echo_share,
+    },
+    Finding {
+        anchor: "echo-syscalls",
+        missing: "This run has no count of the echo servers' system calls.",
+        make: echo_syscalls,
+    },
+    Finding {
+        anchor: "echo-why",
+        missing: "This run has no echo points for both an io_uring server and tokio.",
+        make: echo_why,
+    },
+    Finding {
+        anchor: "echo-goal",
+        missing: "This run has no echo points at 100 or 1000 connections for both \
+                  servers.",
+        make: echo_goal,
+    },
+    Finding {
+        anchor: "echo-coop",
+        missing: "This run has no echo points for both tokio-uring servers.",
+        make: echo_coop,
+    },
+    Finding {
+        anchor: "echo-profile",
+        missing: "This run has no profile of the echo servers (perf was not available).",
+        make: echo_profile,
+    },
+    Finding {
+        anchor: "echo-profile-watched",
+        missing: "This run has no profile of the echo servers, so nothing to say \
+                  about the functions below.",
+        make: echo_profile_watched,
+    },
+];
+
+/// Every finding the chapter includes: the sentence, or what stands in
+/// for it when the run lacks its records.
+pub fn all(records: &[Record]) -> Vec<(&'static str, String)> {
+    let points = point::points(records);
+    FINDINGS
+        .iter()
+        .map(|f| {
+            (
+                f.anchor,
+                (f.make)(&points).unwrap_or_else(|| f.missing.into()),
+            )
+        })
+        .collect()
+}
+
+/// The findings this run has records for, for the terminal.
+pub fn found(records: &[Record]) -> Vec<(&'static str, String)> {
+    let points = point::points(records);
+    FINDINGS
+        .iter()
+        .filter_map(|f| Some((f.anchor, (f.make)(&points)?)))
+        .collect()
+}
+
+const DIRECT: &str = "rand-read-direct";
+const CACHED: &str = "rand-read-cached";
+
+fn iops(p: &Point) -> String {
+    rate(p.ops().median)
+}
+
+fn cpu(p: &Point) -> String {
+    p.cpu().map_or("-".into(), |c| format!("{:.2}", c.median))
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// `depth 4`, `depths 4, 16`.
+fn depths(list: &[u32]) -> String {
+    let numbers: Vec<String> = list.iter().map(u32::to_string).collect();
+    let noun = if list.len() == 1 { "depth" } else { "depths" };
+    format!("{noun} {}", numbers.join(", "))
+}
+
+/// How `a` compares with `b` in a word, with the words for a higher and a
+/// lower figure; nothing after a single run, which cannot tell.
+fn word(v: Verdict, higher: &'static str, lower: &'static str) -> Option<&'static str> {
+    match v {
+        Verdict::Higher => Some(higher),
+        Verdict::Lower => Some(lower),
+        Verdict::Tie => Some("a tie"),
+        Verdict::OneRun => None,
+    }
+}
+
+/// What a comparison says when each point ran once.
+const NO_VERDICT: &str = "No verdict here: each point ran once, and telling a \
+                          difference from noise takes several runs (`--repeat 3`).";
+
+/// Whether every point ran once: then no comparison can be made.
+fn single_runs(points: &[Point]) -> bool {
+    points.iter().all(|p| p.runs.len() < 2)
+}
+
+/// A sentence made of verdicts, or [`NO_VERDICT`] when every point ran once.
+fn unless_single(points: &[Point], text: Option<String>) -> Option<String> {
+    text.map(|t| {
+        if single_runs(points) {
+            NO_VERDICT.into()
+        } else {
+            t
+        }
+    })
+}
+
+/// Depths grouped by verdict: `faster at depths 16, 32; a tie at depths 1, 4`.
+fn by_depth(items: &[(u32, Verdict)], higher: &str, lower: &str) -> String {
+    let mut parts = Vec::new();
+    for (v, what) in [
+        (Verdict::Higher, higher),
+        (Verdict::Lower, lower),
+        (Verdict::Tie, "a tie"),
+        (Verdict::OneRun, "undecided (one run)"),
+    ] {
+        let at: Vec<u32> = items.iter().filter(|i| i.1 == v).map(|i| i.0).collect();
+        if !at.is_empty() {
+            parts.push(format!("{what} at {}", depths(&at)));
+        }
+    }
+    parts.join("; ")
+}
+
+/// Counts of verdicts: `less at 5 of 8 loads, a tie at 2, more at 1`.
+fn counted(verdicts: &[Verdict], higher: &str, lower: &str) -> String {
+    let n = |v| verdicts.iter().filter(|&&x| x == v).count();
+    let mut parts = Vec::new();
+    for (v, what) in [
+        (Verdict::Higher, higher),
+        (Verdict::Lower, lower),
+        (Verdict::Tie, "a tie"),
+        (Verdict::OneRun, "undecided (one run)"),
+    ] {
+        if n(v) > 0 {
+            parts.push(format!("{what} at {}", n(v)));
+        }
+    }
+    let total = verdicts.len();
+    let loads = if total == 1 { "load" } else { "loads" };
+    match parts.split_first() {
+        Some((first, [])) => format!("{first} of {total} {loads}"),
+        Some((first, rest)) => format!("{first} of {total} {loads}, {}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
+fn cpu_verdict(a: &Point, b: &Point) -> Option<Verdict> {
+    Some(compare(&a.cpu()?, &b.cpu()?))
+}
+
+/// How many times each point ran, and how far the runs spread.
+pub fn noise(points: &[Point]) -> Option<String> {
+    let runs = points.iter().map(|p| p.runs.len()).max()?;
+    if runs < 2 {
+        return Some(
+            "Each point ran once, so the tables show no spread and no sentence below \
+             calls a difference a win: run with `--repeat 3` for that."
+                .into(),
+        );
+    }
+    let mut spread: Vec<(f64, &Point)> = points
+        .iter()
+        .map(|p| (p.ops().deviation_percent(), p))
+        .collect();
+    spread.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let median = spread[spread.len() / 2].0;
+    let (widest, p) = spread[spread.len() - 1];
+    let at = if p.workload() == "echo" {
+        load_name((p.depth(), p.size()))
+    } else {
+        format!("depth {}", p.depth())
+    };
+    Some(format!(
+        "Each point ran {runs} times, taking turns with the other engines. Half the \
+         points had every run within ±{median:.0} % of their median; the widest spread \
+         was ±{widest:.0} % ({}, {}, {at}).",
+        p.engine(),
+        p.workload()
+    ))
+}
+
+/// Which io-wq workers the sequential io_uring engine needed, on which file
+/// system: ext4 hands every buffered write to one, XFS and btrfs may not.
+pub fn seq_io_wq(points: &[Point]) -> Option<String> {
+    let w = find(points, "seq-write", "io_uring", 8).or_else(|| {
+        points
+            .iter()
+            .find(|p| p.workload() == "seq-write" && p.engine() == "io_uring")
+    })?;
+    let r = points
+        .iter()
+        .find(|p| p.workload() == "seq-read" && p.engine() == "io_uring")?;
+    let fs = w.first().settings.file_system.as_ref()?;
+    let workers = |p: &Point| p.io_wq().unwrap_or(0) as usize;
+    Some(format!(
+        "On {} here, io_uring's sequential writes started {} and its reads {}.",
+        fs.kind,
+        plural(workers(w), "io-wq worker", "io-wq workers"),
+        workers(r)
+    ))
+}
+
+/// std against io_uring with one read in flight, from the device.
+pub fn direct_depth1(points: &[Point]) -> Option<String> {
+    let s = find(points, DIRECT, "std", 1)?;
+    let u = find(points, DIRECT, "io_uring", 1)?;
+    let p50 = |p: &Point| p.p50().map_or("-".into(), |v| format!("{v:.0}"));
+    let numbers = format!(
+        "With one read in flight, std `pread` did {} IOPS (p50 {} µs) and io_uring {} \
+         (p50 {} µs).",
+        iops(s),
+        p50(s),
+        iops(u),
+        p50(u)
+    );
+    // At depth 1 each read takes the whole interval between completions.
+    let per_read = (1e6 / u.ops().median - 1e6 / s.ops().median).abs();
+    let verdict = match compare(&u.ops(), &s.ops()) {
+        Verdict::Tie => "The runs overlap: at depth 1 the interface made no difference \
+                         this run can tell from noise."
+            .to_string(),
+        Verdict::Lower => format!("io_uring was slower, by {per_read:.1} µs per read."),
+        Verdict::Higher => format!("io_uring was faster, by {per_read:.1} µs per read."),
+        Verdict::OneRun => {
+            "With one run per point, this run cannot tell that difference \
+                            from noise."
+                .to_string()
+        }
+    };
+    Some(format!("{numbers} {verdict}"))
+}
+
+/// The plain io_uring point with the most IOPS in `workload`.
+fn best<'p, 'a>(
+    points: &'p [Point<'a>],
+    workload: &str,
+    engine: &str,
+) -> Option<&'p Point<'a>> {
+    points
+        .iter()
+        .filter(|p| p.workload() == workload && p.engine().starts_with(engine))
+        .max_by(|a, b| a.ops().median.total_cmp(&b.ops().median))
+}
+
+/// io_uring's best IOPS from the device, against std.
+pub fn direct_best(points: &[Point]) -> Option<String> {
+    let s = find(points, DIRECT, "std", 1)?;
+    let b = points
+        .iter()
+        .filter(|p| p.workload() == DIRECT && p.engine() == "io_uring")
+        .max_by(|a, b| a.ops().median.total_cmp(&b.ops().median))?;
+    Some(format!(
+        "io_uring peaked at {} IOPS at depth {}, {:.1} times std `pread`, from one \
+         thread, at {} µs of CPU per read.",
+        iops(b),
+        b.depth(),
+        b.ops().median / s.ops().median,
+        cpu(b)
+    ))
+}
+
+/// Where more depth stops paying: the first depth whose IOPS the best depth
+/// does not beat, and what the latency did from there on.
+pub fn direct_knee(points: &[Point]) -> Option<String> {
+    let mut plain: Vec<&Point> = points
+        .iter()
+        .filter(|p| p.workload() == DIRECT && p.engine() == "io_uring")
+        .collect();
+    plain.sort_by_key(|p| p.depth());
+    let best = plain
+        .iter()
+        .max_by(|a, b| a.ops().median.total_cmp(&b.ops().median))?;
+    let deepest = plain.last()?;
+    // With one run there is no spread: within 10 % of the best counts as level.
+    let level = |p: &Point| match compare(&p.ops(), &best.ops()) {
+        Verdict::OneRun => p.ops().median >= 0.9 * best.ops().median,
+        v => v != Verdict::Lower,
+    };
+    let knee = plain.iter().find(|p| level(p))?;
+    let p50 = |p: &Point| p.p50().map_or("-".into(), |v| format!("{v:.0}"));
+    if knee.depth() == deepest.depth() {
+        return Some(format!(
+            "IOPS still grew at the deepest queue measured, depth {} ({} IOPS, p50 {} \
+             µs): within the depths measured, more depth kept paying.",
+            deepest.depth(),
+            iops(deepest),
+            p50(deepest)
+        ));
+    }
+    Some(format!(
+        "From depth {} on ({} IOPS, p50 {} µs), more depth bought no IOPS this run can \
+         tell from noise, only latency: at depth {} the p50 was {} µs.",
+        knee.depth(),
+        iops(knee),
+        p50(knee),
+        deepest.depth(),
+        p50(deepest)
+    ))
+}
+
+/// The best pool of blocking threads against io_uring at the same depth.
+pub fn direct_pool(points: &[Point]) -> Option<String> {
+    let pool = best(points, DIRECT, "threads")?;
+    let u = find(points, DIRECT, "io_uring", pool.depth())?;
+    let more = word(compare(&u.ops(), &pool.ops()), "more IOPS", "fewer IOPS");
+    let less = word(
+        cpu_verdict(u, pool)?,
+        "more CPU per read",
+        "less CPU per read",
+    );
+    let verdict = match (more, less) {
+        (Some(more), Some(less)) => format!(": {more}, and {less}"),
+        _ => String::new(),
+    };
+    Some(format!(
+        "The best thread pool, {} threads, did {} IOPS at {} µs of CPU per read; \
+         io_uring at the same depth did {} IOPS at {} µs{verdict}.",
+        pool.depth(),
+        iops(pool),
+        cpu(pool),
+        iops(u),
+        cpu(u)
+    ))
+}
+
+/// Our io_uring loop and its variants, as the tables name them and as a
+/// sentence does.
+const SUBMIT_VARIANTS: [(&str, &str); 4] = [
+    ("io_uring", "a round at a time"),
+    ("io_uring+eager", "each read at once"),
+    ("io_uring+pairs", "two at a time"),
+    ("io_uring+triples", "three at a time"),
+];
+
+/// The fio points of the O_DIRECT reads, by depth.
+fn fio_points<'p, 'a>(points: &'p [Point<'a>]) -> Vec<&'p Point<'a>> {
+    let mut fio: Vec<&Point> = points
+        .iter()
+        .filter(|p| p.workload() == DIRECT && p.engine() == "fio-io_uring")
+        .collect();
+    fio.sort_by_key(|p| p.depth());
+    fio
+}
+
+/// `93 %`: the IOPS of `p` in percent of `of`'s, `~` marking a tie.
+fn percent_of(p: &Point, of: &Point) -> String {
+    let tie = if compare(&p.ops(), &of.ops()) == Verdict::Tie {
+        "~"
+    } else {
+        ""
+    };
+    format!("{tie}{:.0} %", 100.0 * p.ops().median / of.ops().median)
+}
+
+/// A small table: our loop and its variants in percent of fio's IOPS at
+/// each depth, with fio's own figures.
+pub fn direct_fio(points: &[Point]) -> Option<String> {
+    let fio = fio_points(points);
+    if fio.is_empty() {
+        return None;
+    }
+    let rows = fio
+        .iter()
+        .map(|f| {
+            let mut row = vec![f.depth().to_string(), iops(f), format!("{}*", cpu(f))];
+            for (engine, _) in SUBMIT_VARIANTS {
+                row.push(
+                    find(points, DIRECT, engine, f.depth())
+                        .map_or("-".into(), |p| percent_of(p, f)),
+                );
+            }
+            row
+        })
+        .collect();
+    let table = Table {
+        title: String::new(),
+        context: Vec::new(),
+        header: vec![
+            "depth",
+            "fio IOPS",
+            "fio CPU us/op",
+            "io_uring",
+            "+eager",
+            "+pairs",
+            "+triples",
+        ],
+        rows,
+    };
+    let md = table.to_markdown();
+    let body = md.split_once("\n\n").map_or(md.as_str(), |(_, t)| t);
+    Some(format!(
+        "IOPS in percent of fio's io_uring engine's (~: a tie; *: fio's job thread \
+         only):\n\n{body}"
+    ))
+}
+
+/// Which of our submission variants stayed within 10 % of fio, or tied.
+pub fn direct_fio_goal(points: &[Point]) -> Option<String> {
+    let fio = fio_points(points);
+    if fio.is_empty() {
+        return None;
+    }
+    let mut parts = Vec::new();
+    for (engine, what) in SUBMIT_VARIANTS {
+        let mut met = Vec::new();
+        let mut compared = 0;
+        for f in &fio {
+            let Some(p) = find(points, DIRECT, engine, f.depth()) else {
+                continue;
+            };
+            compared += 1;
+            let close = p.ops().median >= 0.9 * f.ops().median;
+            if close || compare(&p.ops(), &f.ops()) == Verdict::Tie {
+                met.push(f.depth());
+            }
+        }
+        if compared == 0 {
+            continue;
+        }
+        parts.push(match met.len() {
+            0 => format!("{what} at none of {compared} depths"),
+            n if n == compared => format!("{what} at all {compared}"),
+            _ => format!("{what} at {} of {compared}", depths(&met)),
+        });
+    }
+    Some(format!(
+        "Within 10 % of fio's IOPS, or tied with it: {}.",
+        parts.join("; ")
+    ))
+}
+
+/// The plug test: each read at once against a round at a time, and two at a
+/// time against three at a time, which differ in the plug alone.
+pub fn direct_plug(points: &[Point]) -> Option<String> {
+    unless_single(points, direct_plug_of(points))
+}
+
+fn direct_plug_of(points: &[Point]) -> Option<String> {
+    let verdicts = |a: &str, b: &str| -> Vec<(u32, Verdict)> {
+        let mut v: Vec<(u32, Verdict)> = points
+            .iter()
+            .filter(|p| p.workload() == DIRECT && p.engine() == a)
+            .filter_map(|p| {
+                let q = find(points, DIRECT, b, p.depth())?;
+                Some((p.depth(), compare(&p.ops(), &q.ops())))
+            })
+            .collect();
+        v.sort_by_key(|i| i.0);
+        v
+    };
+    let eager = verdicts("io_uring+eager", "io_uring");
+    let small = verdicts("io_uring+pairs", "io_uring+triples");
+    if eager.is_empty() {
+        return None;
+    }
+    let mut text = format!(
+        "Each read at once against a round at a time: {}.",
+        by_depth(&eager, "faster", "slower")
+    );
+    if small.is_empty() {
+        return Some(text);
+    }
+    text += &format!(
+        " Two at a time against three at a time, of which only three are plugged: {}.",
+        by_depth(&small, "faster", "slower")
+    );
+    let gap: Vec<u32> = eager
+        .iter()
+        .filter(|e| e.1 == Verdict::Higher)
+        .map(|e| e.0)
+        .collect();
+    let plug = |d: &u32| small.iter().any(|s| s.0 == *d && s.1 == Verdict::Higher);
+    let (explained, not): (Vec<u32>, Vec<u32>) = gap.iter().partition(|d| plug(d));
+    if gap.is_empty() {
+        text += " So there is no gap for the plug to explain.";
+    }
+    if !explained.is_empty() {
+        text += &format!(" So the plug is the likely cost at {}.", depths(&explained));
+    }
+    if !not.is_empty() {
+        text += &format!(" At {} the plug does not explain the gap.", depths(&not));
+    }
+    Some(text)
+}
+
+/// The fio command of the depth the chapter discusses (32, or the nearest
+/// below), one option a line for a ```text block.
+pub fn fio_command(points: &[Point]) -> Option<String> {
+    let f = fio_points(points)
+        .into_iter()
+        .max_by_key(|f| (f.depth() <= 32, f.depth()))?;
+    let cmd = f.first().settings.command.clone()?;
+    Some(cmd.replace(" --", " \\\n    --"))
+}
+
+/// SQPOLL against the plain ring at depth 32, from the device.
+pub fn direct_sqpoll(points: &[Point]) -> Option<String> {
+    let u = find(points, DIRECT, "io_uring", 32)?;
+    let q = find(points, DIRECT, "io_uring+sqpoll", 32)?;
+    let calls = |p: &Point| {
+        p.syscalls()
+            .map_or("-".into(), |s| format!("{:.3}", s.median))
+    };
+    let more = word(compare(&q.ops(), &u.ops()), "more IOPS", "fewer IOPS")
+        .map_or(String::new(), |w| format!("{w}, "));
+    let times = match (q.cpu(), u.cpu()) {
+        (Some(a), Some(b)) if b.median > 0.0 => format!("{:.1}", a.median / b.median),
+        _ => "-".into(),
+    };
+    Some(format!(
+        "At depth 32, SQPOLL did {} IOPS at {} µs of CPU per read and {} system \
+         calls per read; plain io_uring did {} IOPS at {} µs and {}. SQPOLL: {more}at \
+         {times} times the CPU per read.",
+        iops(q),
+        cpu(q),
+        calls(q),
+        iops(u),
+        cpu(u),
+        calls(u)
+    ))
+}
+
+/// std against io_uring at depth 1 from the page cache: what io_uring's
+/// bookkeeping costs, in microseconds and in percent.
+pub fn cached_depth1(points: &[Point]) -> Option<String> {
+    let s = find(points, CACHED, "std", 1)?;
+    let u = find(points, CACHED, "io_uring", 1)?;
+    let numbers = format!(
+        "From the page cache at depth 1, std `pread` did {} IOPS at {} µs of CPU per \
+         read, io_uring {} at {} µs.",
+        iops(s),
+        cpu(s),
+        iops(u),
+        cpu(u)
+    );
+    let (Some(cs), Some(cu)) = (s.cpu(), u.cpu()) else {
+        return Some(numbers);
+    };
+    let extra = cu.median - cs.median;
+    let cost = match compare(&cu, &cs) {
+        Verdict::Higher => format!(
+            "io_uring's bookkeeping cost {extra:.2} µs of CPU per read, {:.0} % more \
+             than `pread`'s.",
+            100.0 * extra / cs.median
+        ),
+        Verdict::Lower => "io_uring used less CPU per read.".into(),
+        Verdict::Tie => "Their CPU per read was a tie.".into(),
+        Verdict::OneRun => {
+            "With one run per point this run cannot tell them apart.".into()
+        }
+    };
+    Some(format!("{numbers} {cost}"))
+}
+
+/// What registering the file, the buffers, or both did to page-cache reads.
+pub fn cached_fixed(points: &[Point]) -> Option<String> {
+    let mut sentences = Vec::new();
+    for depth in [1, 32] {
+        let Some(plain) = find(points, CACHED, "io_uring", depth) else {
+            continue;
+        };
+        let mut parts = Vec::new();
+        for (engine, what) in [
+            ("io_uring+fixed-file", "the registered file alone"),
+            ("io_uring+fixed-bufs", "registered buffers alone"),
+            ("io_uring+fixed", "both"),
+        ] {
+            if let Some(p) = find(points, CACHED, engine, depth) {
+                let v = word(compare(&p.ops(), &plain.ops()), "more", "fewer");
+                let v = v.map_or(String::new(), |v| format!(" ({v})"));
+                parts.push(format!("{what} {}{v}", iops(p)));
+            }
+        }
+        if !parts.is_empty() {
+            sentences.push(format!(
+                "At depth {depth}, against plain io_uring's {} IOPS: {}.",
+                iops(plain),
+                parts.join(", ")
+            ));
+        }
+    }
+    (!sentences.is_empty()).then(|| sentences.join(" "))
+}
+
+/// The best io_uring set-up on the page cache, against std.
+pub fn cached_best(points: &[Point]) -> Option<String> {
+    let s = find(points, CACHED, "std", 1)?;
+    let b = best(points, CACHED, "io_uring")?;
+    let calls = b
+        .syscalls()
+        .map_or("-".into(), |c| format!("{:.3}", c.median));
+    let verdict = match compare(&b.ops(), &s.ops()) {
+        Verdict::Higher => ", more than std in every run",
+        Verdict::Lower => ", less than std in every run",
+        Verdict::Tie => ", a tie with std",
+        Verdict::OneRun => "",
+    };
+    Some(format!(
+        "The best io_uring figure was {} IOPS ({}, depth {}, {calls} system calls per \
+         read), {:.2} times std's{verdict}.",
+        iops(b),
+        b.engine(),
+        b.depth(),
+        b.ops().median / s.ops().median
+    ))
+}
+
+/// tmpfs: std against io_uring at depth 1, the io-wq workers, and what the
+/// RWF_NOWAIT probe said.
+pub fn tmpfs(points: &[Point]) -> Option<String> {
+    let t = "rand-read-tmpfs";
+    let s = find(points, t, "std", 1)?;
+    let u = find(points, t, "io_uring", 1)?;
+    let nowait = |p: &Point| match p.first().settings.nowait_reads {
+        Some(true) => "works",
+        Some(false) => "fails with EOPNOTSUPP",
+        None => "was not tried",
+    };
+    let disk = find(points, CACHED, "std", 1)
+        .map(|d| format!(" and {} on the disk file", nowait(d)))
+        .unwrap_or_default();
+    let workers = u.io_wq().unwrap_or(0) as usize;
+    Some(format!(
+        "On tmpfs at depth 1, std `pread` did {} IOPS and io_uring {}, which started {} \
+         ({} µs of CPU per read against {}). preadv2 with RWF_NOWAIT {} on the tmpfs \
+         file{disk}.",
+        iops(s),
+        iops(u),
+        plural(workers, "io-wq worker", "io-wq workers"),
+        cpu(u),
+        cpu(s),
+        nowait(s)
+    ))
+}
+
+/// "100 conn. 64 B": a load of the echo workload.
+pub fn load_name((conns, size): (u32, u64)) -> String {
+    let size = human_bytes(Some(size)).replace(" bytes", " B");
+    format!("{conns} conn. {size}")
+}
+
+/// The echo servers of the run, in the order the table shows them.
+fn echo_servers<'a>(points: &[Point<'a>]) -> Vec<&'a str> {
+    let mut names: Vec<&str> = Vec::new();
+    for p in points.iter().filter(|p| p.workload() == "echo") {
+        if !names.contains(&p.engine()) {
+            names.push(p.engine());
+        }
+    }
+    names
+}
+
+/// The io_uring servers: every echo server but the two it is measured against.
+fn uring_servers<'a>(points: &[Point<'a>]) -> Vec<&'a str> {
+    let mut names = echo_servers(points);
+    names.retain(|n| !["tokio", "std-threads"].contains(n));
+    names
+}
+
+/// The loads of the echo workload, by message size then connections.
+fn echo_loads(points: &[Point]) -> Vec<(u32, u64)> {
+    let mut loads: Vec<(u32, u64)> = points
+        .iter()
+        .filter(|p| p.workload() == "echo")
+        .map(|p| (p.depth(), p.size()))
+        .collect();
+    loads.sort_unstable_by_key(|&(c, s)| (s, c));
+    loads.dedup();
+    loads
+}
+
+/// How busy the servers' CPUs were from 10 connections on.
+pub fn echo_share(points: &[Point]) -> Option<String> {
+    let shares: Vec<f64> = points
+        .iter()
+        .filter(|p| p.workload() == "echo" && p.depth() >= 10)
+        .filter_map(|p| p.share().map(|s| s.median))
+        .collect();
+    let min = shares.iter().copied().reduce(f64::min)?;
+    let max = shares.iter().copied().reduce(f64::max)?;
+    let verdict = if min >= 0.85 {
+        "every server was close to the limit of its own core. At these loads, messages \
+         per second say how fast server and client were together; the server's CPU per \
+         message is the figure that is the server's alone"
+    } else {
+        "some servers had CPU time to spare, so at those loads the client, or the \
+         exchange between the two, set the pace for them"
+    };
+    Some(format!(
+        "From 10 connections on, the servers kept their CPU busy between {:.0} % and \
+         {:.0} % of the time (CPU share): {verdict}.",
+        100.0 * min,
+        100.0 * max
+    ))
+}
+
+/// Verdicts of a figure of server `a` against server `b` at every load
+/// where both have it.
+fn echo_verdicts(
+    points: &[Point],
+    a: &str,
+    b: &str,
+    figure: impl Fn(&Point) -> Option<Spread>,
+) -> Vec<((u32, u64), Verdict)> {
+    echo_loads(points)
+        .into_iter()
+        .filter_map(|load| {
+            let x = figure(echo_at(points, a, load)?)?;
+            let y = figure(echo_at(points, b, load)?)?;
+            Some((load, compare(&x, &y)))
+        })
+        .collect()
+}
+
+/// System calls per message of each io_uring server against tokio, and of
+/// the chapter-5 server against the plain ring.
+pub fn echo_syscalls(points: &[Point]) -> Option<String> {
+    unless_single(points, echo_syscalls_of(points))
+}
+
+fn echo_syscalls_of(points: &[Point]) -> Option<String> {
+    let calls = |p: &Point| p.syscalls();
+    let mut parts = Vec::new();
+    for server in uring_servers(points) {
+        let v = echo_verdicts(points, server, "tokio", calls);
+        if v.is_empty() {
+            continue;
+        }
+        let only: Vec<Verdict> = v.iter().map(|x| x.1).collect();
+        let mut part = format!("{server} made {}", counted(&only, "more", "fewer"));
+        let exceptions: Vec<String> = v
+            .iter()
+            .filter(|x| x.1 != Verdict::Lower)
+            .map(|x| load_name(x.0))
+            .collect();
+        if !exceptions.is_empty() && exceptions.len() < v.len() {
+            part += &format!(" (not fewer at {})", exceptions.join(", "));
+        }
+        parts.push(part);
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    let mut text = format!(
+        "System calls per message, against tokio: {}.",
+        parts.join("; ")
+    );
+    let coop = echo_verdicts(points, "tokio-uring+coop", "tokio-uring", calls);
+    if !coop.is_empty() {
+        let only: Vec<Verdict> = coop.iter().map(|x| x.1).collect();
+        text += &format!(
+            " tokio-uring+coop against the plain ring: {}.",
+            counted(&only, "more", "fewer")
+        );
+    }
+    Some(text)
+}
+
+/// Over the whole sweep: each io_uring server's CPU per message and
+/// messages per second against tokio.
+pub fn echo_why(points: &[Point]) -> Option<String> {
+    unless_single(points, echo_why_of(points))
+}
+
+fn echo_why_of(points: &[Point]) -> Option<String> {
+    let mut sentences = Vec::new();
+    for server in uring_servers(points) {
+        let cpu = echo_verdicts(points, server, "tokio", |p| p.cpu());
+        let msgs = echo_verdicts(points, server, "tokio", |p| Some(p.ops()));
+        if cpu.is_empty() || msgs.is_empty() {
+            continue;
+        }
+        let only =
+            |v: &[((u32, u64), Verdict)]| v.iter().map(|x| x.1).collect::<Vec<_>>();
+        sentences.push(format!(
+            "{server} against tokio, messages per second: {}; server CPU per message: \
+             {}.",
+            counted(&only(&msgs), "more", "fewer"),
+            counted(&only(&cpu), "more", "less")
+        ));
+    }
+    (!sentences.is_empty()).then(|| sentences.join(" "))
+}
+
+/// The chapter's target: at 100 and 1000 connections, a tokio-uring server
+/// uses no more server CPU per message than tokio and echoes at least as many
+/// messages per second; a tie counts as meeting it.
+pub fn echo_goal(points: &[Point]) -> Option<String> {
+    unless_single(points, echo_goal_of(points))
+}
+
+fn echo_goal_of(points: &[Point]) -> Option<String> {
+    let loads: Vec<(u32, u64)> = echo_loads(points)
+        .into_iter()
+        .filter(|l| matches!(l.0, 100 | 1000))
+        .collect();
+    let mut parts = Vec::new();
+    for server in uring_servers(points) {
+        let (mut compared, mut undecided, mut short) = (0, 0, Vec::new());
+        for &load in &loads {
+            let (Some(u), Some(t)) = (
+                echo_at(points, server, load),
+                echo_at(points, "tokio", load),
+            ) else {
+                continue;
+            };
+            compared += 1;
+            let msgs = compare(&u.ops(), &t.ops());
+            let cpu = cpu_verdict(u, t).unwrap_or(Verdict::OneRun);
+            if msgs == Verdict::OneRun || cpu == Verdict::OneRun {
+                undecided += 1;
+                continue;
+            }
+            let how = match (cpu == Verdict::Higher, msgs == Verdict::Lower) {
+                (true, true) => "more CPU, fewer messages",
+                (true, false) => "more CPU",
+                (false, true) => "fewer messages",
+                (false, false) => continue,
+            };
+            short.push(format!("{} ({how})", load_name(load)));
+        }
+        if compared == 0 {
+            continue;
+        }
+        parts.push(if undecided == compared {
+            format!("{server} undecided, one run per point")
+        } else if short.is_empty() {
+            format!("{server} met it at {} of {compared}", compared - undecided)
+        } else {
+            format!(
+                "{server} fell short at {} of {compared}: {}",
+                short.len(),
+                short.join(", ")
+            )
+        });
+    }
+    (!parts.is_empty()).then(|| {
+        format!(
+            "Against the target (at 100 and 1000 connections, no more server CPU per \
+             message than tokio and at least as many messages per second; a tie counts \
+             as met): {}.",
+            parts.join("; ")
+        )
+    })
+}
+
+/// Chapter 5's server (COOP_TASKRUN) against the same code on a plain ring.
+pub fn echo_coop(points: &[Point]) -> Option<String> {
+    unless_single(points, echo_coop_of(points))
+}
+
+fn echo_coop_of(points: &[Point]) -> Option<String> {
+    let (coop, plain) = ("tokio-uring+coop", "tokio-uring");
+    let msgs = echo_verdicts(points, coop, plain, |p| Some(p.ops()));
+    let cpu = echo_verdicts(points, coop, plain, |p| p.cpu());
+    if msgs.is_empty() {
+        return None;
+    }
+    let only = |v: &[((u32, u64), Verdict)]| v.iter().map(|x| x.1).collect::<Vec<_>>();
+    let mut text = format!(
+        "COOP_TASKRUN against the plain ring, messages per second: {}",
+        counted(&only(&msgs), "more", "fewer")
+    );
+    if !cpu.is_empty() {
+        text += &format!(
+            "; server CPU per message: {}",
+            counted(&only(&cpu), "more", "less")
+        );
+    }
+    Some(text + ".")
+}
+
+/// Fewer samples than this make a profile noise: a function at 2 % would
+/// rest on a handful of them.
+pub const MIN_SAMPLES: u64 = 500;
+
+/// Each profiled server's profile, in the order of the table.
+fn profiles<'a>(points: &[Point<'a>]) -> Vec<(&'a str, &'a Profile, &'a Record)> {
+    echo_servers(points)
+        .into_iter()
+        .filter_map(|server| {
+            let p = points.iter().find(|p| {
+                p.workload() == "echo" && p.engine() == server && p.profile().is_some()
+            })?;
+            Some((server, p.profile()?, p.first()))
+        })
+        .collect()
+}
+
+/// Functions of the echo servers' profile that the chapter discusses: the
+/// return to user space from an interrupt, where task_work signalled with an
+/// IPI runs, and the slow path of a contended spin lock in a virtual machine.
+pub const PROFILE_WATCHED: &[&str] = &[
+    "irqentry_exit_to_user_mode",
+    "__pv_queued_spin_lock_slowpath",
+];
+
+fn share_of(profile: &Profile, name: &str) -> Option<f64> {
+    profile
+        .hottest
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, p)| *p)
+}
+
+/// The profile table: each server's five hottest functions, and the rows
+/// the chapter discusses.
+pub fn echo_profile(points: &[Point]) -> Option<String> {
+    let profiled = profiles(points);
+    let (_, _, first) = profiled.first()?;
+    let fewest = profiled.iter().map(|(_, p, _)| p.samples).min()?;
+    if fewest < MIN_SAMPLES {
+        return Some(format!(
+            "This run's profile has too few samples to mean anything (as few as \
+             {fewest}, fewer than {MIN_SAMPLES}): runs of a second or more take enough."
+        ));
+    }
+    let mut names: Vec<&str> = Vec::new();
+    for (_, p, _) in &profiled {
+        for (name, _) in p.hottest.iter().take(5) {
+            if !names.contains(&name.as_str()) {
+                names.push(name);
+            }
+        }
+    }
+    for &name in PROFILE_WATCHED {
+        let seen = profiled.iter().any(|(_, p, _)| share_of(p, name).is_some());
+        if seen && !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    let kept = profiled
+        .iter()
+        .map(|(_, p, _)| p.hottest.len())
+        .min()
+        .unwrap_or(0);
+    let event = &profiled[0].1.event;
+    let mut table =
+        format!(
+        "Share of the server's CPU samples (`perf record`, event `{event}`, at least \
+         {fewest} samples a server) at {} connections, {} messages:\n\n| function | {} \
+         |\n|:---|{}\n",
+        first.queue_depth,
+        human_bytes(Some(first.settings.block_size)),
+        profiled.iter().map(|(s, _, _)| *s).collect::<Vec<_>>().join(" | "),
+        "---:|".repeat(profiled.len())
+    );
+    for name in names {
+        let cells: Vec<String> = profiled
+            .iter()
+            .map(|(_, p, _)| {
+                share_of(p, name).map_or("-".into(), |s| format!("{s:.1} %"))
+            })
+            .collect();
+        table += &format!("| `{name}` | {} |\n", cells.join(" | "));
+    }
+    table += &format!(
+        "\nEach server's five hottest functions, and the rows the chapter discusses; \
+         `-`: not among the {kept} hottest functions the run kept for that server.\n"
+    );
+    Some(table)
+}
+
+/// One sentence per watched function: its share of samples in each profiled
+/// server, or that it was not among the functions the run kept.
+pub fn echo_profile_watched(points: &[Point]) -> Option<String> {
+    let profiled = profiles(points);
+    if profiled.is_empty() || profiled.iter().any(|(_, p, _)| p.samples < MIN_SAMPLES) {
+        return None;
+    }
+    let sentences: Vec<String> = PROFILE_WATCHED
+        .iter()
+        .map(|&name| {
+            let (with, without): (Vec<_>, Vec<_>) = profiled
+                .iter()
+                .partition(|(_, p, _)| share_of(p, name).is_some());
+            let shares: Vec<String> = with
+                .iter()
+                .map(|(s, p, _)| {
+                    format!("{:.1} % of {s}'s samples", share_of(p, name).unwrap_or(0.0))
+                })
+                .collect();
+            let absent: Vec<&str> = without.iter().map(|(s, _, _)| *s).collect();
+            let mut parts = Vec::new();
+            if !shares.is_empty() {
+                parts.push(format!("took {}", shares.join(", ")));
+            }
+            if !absent.is_empty() {
+                parts.push(format!(
+                    "was not among the hottest functions of {}",
+                    absent.join(", ")
+                ));
+            }
+            format!("`{name}` {}", parts.join(" and "))
+        })
+        .collect();
+    Some(format!("In this run's profile, {}.", sentences.join("; ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use uring_book::bench::machine::FileSystem;
+    use uring_book::bench::record::{Measured, Settings};
+
+    /// The runs of one point: one record per value of `ops`, with the CPU
+    /// per operation of the same index if given.
+    fn point(
+        workload: &str,
+        engine: &str,
+        depth: u32,
+        ops: &[f64],
+        cpu: &[f64],
+    ) -> Vec<Record> {
+        ops.iter()
+            .enumerate()
+            .map(|(i, &ops)| {
+                let m = Measured {
+                    ops: 1,
+                    elapsed: Duration::from_secs(1),
+                    ..Measured::default()
+                };
+                let settings = Settings {
+                    block_size: if workload == "echo" { 64 } else { 4096 },
+                    ..Settings::default()
+                };
+                let mut r = Record::new(workload, engine, depth, m, settings);
+                r.ops_per_s = ops;
+                r.cpu_us_per_op = cpu.get(i).copied();
+                r.p50_us = Some(1e6 * depth as f64 / ops);
+                r.repeat = i as u32;
+                r
+            })
+            .collect()
+    }
+
+    fn text(make: fn(&[Point]) -> Option<String>, records: &[Record]) -> String {
+        make(&point::points(records)).expect("a finding")
+    }
+
+    #[test]
+    fn noise_names_the_widest_spread_and_says_when_there_is_none() {
+        let mut records = point(DIRECT, "std", 1, &[100.0, 101.0, 99.0], &[]);
+        records.extend(point(DIRECT, "io_uring", 4, &[100.0, 130.0, 90.0], &[]));
+        records.extend(point(DIRECT, "threads", 4, &[100.0, 102.0, 98.0], &[]));
+        let t = text(noise, &records);
+        assert!(t.contains("ran 3 times"), "{t}");
+        assert!(t.contains("within ±2 %"), "{t}");
+        assert!(
+            t.contains("±30 % (io_uring, rand-read-direct, depth 4)"),
+            "{t}"
+        );
+        let once = point(DIRECT, "std", 1, &[100.0], &[]);
+        assert!(text(noise, &once).starts_with("Each point ran once"));
+    }
+
+    #[test]
+    fn seq_io_wq_names_the_file_system_and_the_workers() {
+        let mut w = point("seq-write", "io_uring", 8, &[10.0], &[]);
+        w[0].io_wq_workers = Some(1);
+        w[0].settings.file_system = Some(FileSystem {
+            kind: "ext4".into(),
+            ..FileSystem::default()
+        });
+        let mut r = point("seq-read", "io_uring", 8, &[10.0], &[]);
+        r[0].io_wq_workers = Some(0);
+        w.extend(r);
+        assert_eq!(
+            text(seq_io_wq, &w),
+            "On ext4 here, io_uring's sequential writes started 1 io-wq worker and \
+             its reads 0."
+        );
+    }
+
+    #[test]
+    fn depth1_from_the_device_follows_the_data_not_a_fixed_string() {
+        let std = point(DIRECT, "std", 1, &[20000.0, 20500.0, 19500.0], &[]);
+        let mut tie = std.clone();
+        tie.extend(point(
+            DIRECT,
+            "io_uring",
+            1,
+            &[19800.0, 21000.0, 18000.0],
+            &[],
+        ));
+        let t = text(direct_depth1, &tie);
+        assert!(t.contains("std `pread` did 20.0k IOPS (p50 50 µs)"), "{t}");
+        assert!(
+            t.contains("no difference this run can tell from noise"),
+            "{t}"
+        );
+        let mut slower = std.clone();
+        slower.extend(point(
+            DIRECT,
+            "io_uring",
+            1,
+            &[16000.0, 16500.0, 15500.0],
+            &[],
+        ));
+        // 1/16000 s - 1/20000 s = 12.5 µs per read.
+        let t = text(direct_depth1, &slower);
+        assert!(
+            t.ends_with("io_uring was slower, by 12.5 µs per read."),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn direct_best_is_plain_io_urings_highest_median() {
+        let mut records = point(DIRECT, "std", 1, &[10000.0, 11000.0, 12000.0], &[]);
+        records.extend(point(DIRECT, "io_uring", 32, &[120000.0; 3], &[2.5; 3]));
+        records.extend(point(DIRECT, "io_uring+eager", 32, &[150000.0; 3], &[]));
+        let t = text(direct_best, &records);
+        assert!(
+            t.contains("peaked at 120k IOPS at depth 32, 10.9 times"),
+            "{t}"
+        );
+        assert!(t.contains("at 2.50 µs of CPU per read"), "{t}");
+    }
+
+    #[test]
+    fn the_knee_is_the_first_depth_the_best_does_not_beat() {
+        let mut records = point(DIRECT, "io_uring", 1, &[10000.0, 10100.0, 9900.0], &[]);
+        records.extend(point(
+            DIRECT,
+            "io_uring",
+            16,
+            &[95000.0, 99000.0, 91000.0],
+            &[],
+        ));
+        records.extend(point(
+            DIRECT,
+            "io_uring",
+            32,
+            &[100000.0, 98000.0, 102000.0],
+            &[],
+        ));
+        let t = text(direct_knee, &records);
+        assert!(t.starts_with("From depth 16 on (95.0k IOPS"), "{t}");
+        assert!(t.contains("at depth 32 the p50 was 320 µs"), "{t}");
+        // Depth 16 clearly below the best: more depth kept paying.
+        let mut records =
+            point(DIRECT, "io_uring", 16, &[80000.0, 81000.0, 79000.0], &[]);
+        records.extend(point(
+            DIRECT,
+            "io_uring",
+            32,
+            &[100000.0, 98000.0, 102000.0],
+            &[],
+        ));
+        let t = text(direct_knee, &records);
+        assert!(t.contains("more depth kept paying"), "{t}");
+    }
+
+    #[test]
+    fn the_pool_comparison_says_which_way_each_figure_went() {
+        let mut records = point(
+            DIRECT,
+            "threads",
+            8,
+            &[50000.0, 51000.0, 49000.0],
+            &[9.0; 3],
+        );
+        records.extend(point(
+            DIRECT,
+            "io_uring",
+            8,
+            &[50500.0, 52000.0, 48000.0],
+            &[4.0; 3],
+        ));
+        let t = text(direct_pool, &records);
+        assert!(
+            t.contains("The best thread pool, 8 threads, did 50.0k IOPS"),
+            "{t}"
+        );
+        assert!(t.ends_with(": a tie, and less CPU per read."), "{t}");
+    }
+
+    fn fio_sweep() -> Vec<Record> {
+        let mut records = Vec::new();
+        for (depth, fio, ours, eager, pairs, triples) in [
+            (4, 45000.0, 42000.0, 45500.0, 46000.0, 42500.0),
+            (32, 84000.0, 70000.0, 86000.0, 86500.0, 71000.0),
+        ] {
+            let near = |x: f64| [x * 0.995, x, x * 1.005];
+            records.extend(point(DIRECT, "fio-io_uring", depth, &near(fio), &[5.0; 3]));
+            records.extend(point(DIRECT, "io_uring", depth, &near(ours), &[]));
+            records.extend(point(DIRECT, "io_uring+eager", depth, &near(eager), &[]));
+            records.extend(point(DIRECT, "io_uring+pairs", depth, &near(pairs), &[]));
+            records.extend(point(
+                DIRECT,
+                "io_uring+triples",
+                depth,
+                &near(triples),
+                &[],
+            ));
+        }
+        records
+    }
+
+    #[test]
+    fn direct_fio_is_a_small_table_in_percent_of_fio() {
+        let t = text(direct_fio, &fio_sweep());
+        assert!(t.contains("| depth | fio IOPS | fio CPU us/op |"), "{t}");
+        assert!(
+            t.contains("| 32 | 84.0k | 5.00* | 83 % | 102 % | 103 % | 85 % |"),
+            "{t}"
+        );
+        assert!(t.contains("| 4 | 45.0k | 5.00* | 93 % | ~101 % |"), "{t}");
+        assert!(t.lines().all(|l| l.chars().count() <= 100), "{t}");
+    }
+
+    #[test]
+    fn direct_fio_goal_counts_the_depths_within_ten_percent() {
+        let t = text(direct_fio_goal, &fio_sweep());
+        assert_eq!(
+            t,
+            "Within 10 % of fio's IOPS, or tied with it: a round at a time at depth 4 \
+             of 2; each read at once at all 2; two at a time at all 2; three at a time at \
+             depth 4 of 2."
+        );
+    }
+
+    #[test]
+    fn the_plug_test_compares_pairs_with_triples() {
+        let t = text(direct_plug, &fio_sweep());
+        assert!(
+            t.starts_with(
+                "Each read at once against a round at a time: faster at depths 4, 32."
+            ),
+            "{t}"
+        );
+        assert!(
+            t.contains("of which only three are plugged: faster at depths 4, 32."),
+            "{t}"
+        );
+        assert!(
+            t.ends_with("So the plug is the likely cost at depths 4, 32."),
+            "{t}"
+        );
+        // Triples as fast as pairs: the gap is something else.
+        let mut records = fio_sweep();
+        let pairs: Vec<f64> = records
+            .iter()
+            .filter(|r| r.engine == "io_uring+pairs")
+            .map(|r| r.ops_per_s)
+            .collect();
+        let triples = records
+            .iter_mut()
+            .filter(|r| r.engine == "io_uring+triples");
+        for (r, ops) in triples.zip(pairs) {
+            r.ops_per_s = ops;
+        }
+        let t = text(direct_plug, &records);
+        assert!(t.contains("a tie at depths 4, 32."), "{t}");
+        assert!(
+            t.ends_with("At depths 4, 32 the plug does not explain the gap."),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn the_fio_command_is_the_depth_32_one_an_option_a_line() {
+        let mut records = fio_sweep();
+        for r in records.iter_mut().filter(|r| r.engine == "fio-io_uring") {
+            r.settings.command =
+                Some(format!("fio --name=x --iodepth={}", r.queue_depth));
+        }
+        assert_eq!(
+            text(fio_command, &records),
+            "fio \\\n    --name=x \\\n    --iodepth=32"
+        );
+    }
+
+    #[test]
+    fn sqpoll_against_the_plain_ring() {
+        let mut records = point(
+            DIRECT,
+            "io_uring",
+            32,
+            &[70000.0, 71000.0, 69000.0],
+            &[4.0; 3],
+        );
+        records.extend(point(
+            DIRECT,
+            "io_uring+sqpoll",
+            32,
+            &[79000.0, 80000.0, 78000.0],
+            &[13.2; 3],
+        ));
+        let t = text(direct_sqpoll, &records);
+        assert!(
+            t.contains("SQPOLL did 79.0k IOPS at 13.20 µs of CPU per read"),
+            "{t}"
+        );
+        assert!(
+            t.ends_with("SQPOLL: more IOPS, at 3.3 times the CPU per read."),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn cached_depth1_gives_the_cost_in_microseconds_and_percent() {
+        let mut records = point(CACHED, "std", 1, &[965000.0; 3], &[1.00, 1.02, 0.98]);
+        records.extend(point(
+            CACHED,
+            "io_uring",
+            1,
+            &[645000.0; 3],
+            &[1.50, 1.52, 1.48],
+        ));
+        let t = text(cached_depth1, &records);
+        assert!(t.contains("std `pread` did 965k IOPS at 1.00 µs"), "{t}");
+        assert!(
+            t.ends_with("cost 0.50 µs of CPU per read, 50 % more than `pread`'s."),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn cached_fixed_measures_file_and_buffers_apart() {
+        let mut records = Vec::new();
+        for (engine, ops) in [
+            ("io_uring", 1_000_000.0),
+            ("io_uring+fixed-file", 1_100_000.0),
+            ("io_uring+fixed-bufs", 1_005_000.0),
+            ("io_uring+fixed", 1_120_000.0),
+        ] {
+            records.extend(point(
+                CACHED,
+                engine,
+                32,
+                &[ops * 0.99, ops, ops * 1.01],
+                &[],
+            ));
+        }
+        assert_eq!(
+            text(cached_fixed, &records),
+            "At depth 32, against plain io_uring's 1.00M IOPS: the registered file alone \
+             1.10M (more), registered buffers alone 1.00M (a tie), both 1.12M (more)."
+        );
+    }
+
+    #[test]
+    fn cached_best_is_any_io_uring_set_up() {
+        let mut records = point(CACHED, "std", 1, &[1000.0; 3], &[]);
+        records.extend(point(CACHED, "io_uring", 32, &[1100.0; 3], &[]));
+        records.extend(point(CACHED, "io_uring+fixed", 32, &[1200.0; 3], &[]));
+        let t = text(cached_best, &records);
+        assert!(t.contains("1.20k IOPS (io_uring+fixed, depth 32"), "{t}");
+        assert!(
+            t.ends_with("1.20 times std's, more than std in every run."),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn tmpfs_counts_workers_and_reports_the_probe() {
+        let mut records = point("rand-read-tmpfs", "std", 1, &[800000.0], &[1.2]);
+        records[0].settings.nowait_reads = Some(false);
+        let mut u = point("rand-read-tmpfs", "io_uring", 1, &[22000.0], &[32.0]);
+        u[0].io_wq_workers = Some(1);
+        records.extend(u);
+        let t = text(tmpfs, &records);
+        assert!(
+            t.contains("io_uring 22.0k, which started 1 io-wq worker (32.00"),
+            "{t}"
+        );
+        assert!(
+            t.contains("RWF_NOWAIT fails with EOPNOTSUPP on the tmpfs file."),
+            "{t}"
+        );
+    }
+
+    /// An echo load: each server's runs of messages per second and CPU.
+    fn echo(conns: u32, servers: &[(&str, f64, f64)]) -> Vec<Record> {
+        let mut records = Vec::new();
+        for &(name, msgs, cpu) in servers {
+            let near = |x: f64| [x * 0.99, x, x * 1.01];
+            records.extend(point("echo", name, conns, &near(msgs), &near(cpu)));
+        }
+        records
+    }
+
+    #[test]
+    fn echo_share_is_the_range_from_10_connections_on() {
+        let mut records = echo(1, &[("tokio", 1000.0, 5.0)]);
+        records.extend(echo(10, &[("tokio", 1000.0, 5.0)]));
+        for (r, share) in records.iter_mut().zip([0.3, 0.3, 0.3, 0.90, 0.91, 0.92]) {
+            r.server_cpu_share = Some(share);
+        }
+        let t = text(echo_share, &records);
+        assert!(t.contains("between 91 % and 91 %"), "{t}");
+        assert!(t.contains("close to the limit of its own core"), "{t}");
+    }
+
+    #[test]
+    fn echo_syscalls_count_loads_and_name_exceptions() {
+        let mut records = echo(1, &[("tokio-uring", 1.0, 1.0), ("tokio", 1.0, 1.0)]);
+        records.extend(echo(100, &[("tokio-uring", 1.0, 1.0), ("tokio", 1.0, 1.0)]));
+        for r in &mut records {
+            let calls = match (r.engine.as_str(), r.queue_depth) {
+                ("tokio-uring", 1) => 6.0,
+                ("tokio-uring", _) => 0.3,
+                _ => 2.2,
+            };
+            r.syscalls_per_op = Some(calls + 0.001 * r.repeat as f64);
+        }
+        assert_eq!(
+            text(echo_syscalls, &records),
+            "System calls per message, against tokio: tokio-uring made more at 1 of 2 \
+             loads, fewer at 1 (not fewer at 1 conn. 64 B)."
+        );
+    }
+
+    fn sweep() -> Vec<Record> {
+        let mut records = echo(
+            100,
+            &[
+                ("tokio-uring+coop", 1200.0, 5.0),
+                ("tokio-uring", 900.0, 7.0),
+                ("tokio", 1000.0, 6.0),
+            ],
+        );
+        records.extend(echo(
+            1000,
+            &[
+                ("tokio-uring+coop", 1005.0, 6.02),
+                ("tokio-uring", 1000.0, 6.5),
+                ("tokio", 1000.0, 6.0),
+            ],
+        ));
+        records
+    }
+
+    #[test]
+    fn echo_why_counts_wins_ties_and_losses() {
+        let t = text(echo_why, &sweep());
+        assert!(
+            t.starts_with(
+                "tokio-uring+coop against tokio, messages per second: more at 1 of 2 \
+                 loads, a tie at 1; server CPU per message: less at 1 of 2 loads, a tie \
+                 at 1."
+            ),
+            "{t}"
+        );
+        assert!(
+            t.ends_with("server CPU per message: more at 2 of 2 loads."),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn echo_goal_counts_a_tie_as_met_and_names_each_shortfall() {
+        assert_eq!(
+            text(echo_goal, &sweep()),
+            "Against the target (at 100 and 1000 connections, no more server CPU per \
+             message than tokio and at least as many messages per second; a tie counts \
+             as met): tokio-uring+coop met it at 2 of 2; tokio-uring fell short at 2 of \
+             2: 100 conn. 64 B (more CPU, fewer messages), 1000 conn. 64 B (more CPU)."
+        );
+    }
+
+    #[test]
+    fn every_io_uring_server_of_the_run_has_its_sentence() {
+        // Chapter 8's server joins the sentences by being in the run.
+        let mut records = sweep();
+        records.extend(echo(100, &[("uring-multishot", 1300.0, 4.0)]));
+        records.extend(echo(1000, &[("uring-multishot", 1300.0, 4.0)]));
+        let why = text(echo_why, &records);
+        assert!(
+            why.contains(
+                "uring-multishot against tokio, messages per second: more at 2 of 2 \
+                 loads; server CPU per message: less at 2 of 2 loads."
+            ),
+            "{why}"
+        );
+        let goal = text(echo_goal, &records);
+        assert!(goal.contains("uring-multishot met it at 2 of 2"), "{goal}");
+    }
+
+    #[test]
+    fn echo_coop_compares_the_two_rings() {
+        assert_eq!(
+            text(echo_coop, &sweep()),
+            "COOP_TASKRUN against the plain ring, messages per second: more at 1 of 2 \
+             loads, a tie at 1; server CPU per message: less at 2 of 2 loads."
+        );
+    }
+
+    fn profiled(server: &str, hot: &[(&str, f64)], samples: u64) -> Vec<Record> {
+        let mut records = echo(100, &[(server, 1000.0, 6.0)]);
+        records[0].settings.block_size = 4096;
+        for r in &mut records {
+            r.settings.block_size = 4096;
+        }
+        records[0].profile = Some(Profile {
+            event: "cpu-clock".into(),
+            samples,
+            hottest: hot.iter().map(|&(n, p)| (n.to_string(), p)).collect(),
+        });
+        records
+    }
+
+    #[test]
+    fn the_profile_keeps_the_discussed_functions_beyond_the_top_five() {
+        let mut records = profiled(
+            "tokio-uring",
+            &[
+                ("a", 9.0),
+                ("b", 8.0),
+                ("c", 7.0),
+                ("d", 6.0),
+                ("e", 5.0),
+                ("__pv_queued_spin_lock_slowpath", 2.2),
+            ],
+            4000,
+        );
+        records.extend(profiled(
+            "tokio-uring+coop",
+            &[("a", 9.0), ("irqentry_exit_to_user_mode", 1.0)],
+            3000,
+        ));
+        let t = text(echo_profile, &records);
+        assert!(
+            t.contains("event `cpu-clock`, at least 3000 samples"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| `__pv_queued_spin_lock_slowpath` | 2.2 % | - |"),
+            "{t}"
+        );
+        assert!(t.contains("not among the 2 hottest"), "{t}");
+        let w = text(echo_profile_watched, &records);
+        assert!(
+            w.contains(
+                "`__pv_queued_spin_lock_slowpath` took 2.2 % of tokio-uring's samples \
+                 and was not among the hottest functions of tokio-uring+coop"
+            ),
+            "{w}"
+        );
+    }
+
+    #[test]
+    fn a_profile_with_too_few_samples_is_not_shown() {
+        let records = profiled("tokio", &[("a", 50.0)], 8);
+        let t = text(echo_profile, &records);
+        assert!(t.contains("too few samples"), "{t}");
+        assert!(echo_profile_watched(&point::points(&records)).is_none());
+    }
+
+    #[test]
+    fn a_run_of_single_runs_gives_no_verdict() {
+        let mut records = point(DIRECT, "io_uring", 32, &[70000.0], &[4.0]);
+        records.extend(point(DIRECT, "io_uring+sqpoll", 32, &[79000.0], &[13.2]));
+        records.extend(point(DIRECT, "io_uring+eager", 32, &[75000.0], &[]));
+        let t = text(direct_sqpoll, &records);
+        assert!(t.ends_with("SQPOLL: at 3.3 times the CPU per read."), "{t}");
+        assert_eq!(text(direct_plug, &records), NO_VERDICT);
+    }
+
+    #[test]
+    fn every_finding_has_a_stand_in_for_a_run_without_its_records() {
+        let found = all(&[]);
+        assert_eq!(found.len(), FINDINGS.len());
+        for (anchor, text) in found {
+            assert!(!text.is_empty(), "{anchor}");
+        }
+        assert!(self::found(&[]).is_empty());
+    }
+}
