@@ -1,6 +1,7 @@
 //! The benchmark of chapter 6: the engines, the measurements and the
 //! reports. `uring_book::ex6_benchmark` puts them together.
 
+pub mod brief;
 pub mod cpu_breakdown;
 pub mod echo;
 pub mod echo_servers;
@@ -18,3 +19,4 @@ pub mod point;
 pub mod record;
 pub mod report;
 pub mod stats;
+pub mod tools;
