@@ -2,6 +2,7 @@
 //! threads and fio on files, and against tokio (epoll) and std threads on a
 //! TCP echo server, with tables, a JSON file of records and SVG charts.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -13,56 +14,37 @@ use uring_book::bench::file::{self, Submit, UringOpts};
 use uring_book::bench::fio::{self, FioJob};
 use uring_book::bench::machine::{self, FileSystem};
 use uring_book::bench::record::{self, Measured, Record, Settings};
-use uring_book::bench::{findings, plot, report};
+use uring_book::bench::{brief, findings, plot, report};
+use uring_book::optional_tools::{self as tools, Availability};
 use uring_book::{cleanup, diagnose, usage};
 
 #[derive(clap::Args, Debug)]
-#[command(
-    after_help = "--quick uses a 32 MiB file, 0.25 s per point and one run of each \
-    (under two\nminutes on 2 cores); that is what `cargo run` (every exercise, debug \
-    build) runs.\nThe default run uses a 256 MiB file and three runs of 1 s per \
-    point (about 8\nminutes). Numbers from a debug build are not worth quoting: \
-    use\n`cargo run --release -- 6`."
-)]
+#[command(after_help = AFTER_HELP)]
 pub struct Args {
-    /// Small and short: a 32 MiB file, one run of 0.25 s per point
+    /// What `cargo run` runs: a few points, one run of 0.25 s each, a short summary
     #[arg(long)]
     pub quick: bool,
     /// Directory for the test files; it should be on a real disk, not tmpfs
     #[arg(long, default_value = "/var/tmp")]
     pub dir: PathBuf,
-    /// Size of the test file, such as 256M or 1G [default: 256M, --quick 32M]
+    /// Size of the test file, such as 256M or 1G [default: 256M, --quick: 32M]
     #[arg(long, value_parser = parse_size)]
     pub file_size: Option<u64>,
-    /// Seconds each run of a point lasts [default: 1, --quick 0.25]
+    /// Seconds each run of a point lasts [default: 1, --quick: 0.25]
     #[arg(long, value_parser = usage::seconds::<600>)]
     pub seconds: Option<f64>,
-    /// Runs of each point, taking turns with the other engines [default: 3, --quick 1]
+    /// Runs of each point, taking turns with the other engines [default: 3, --quick: 1]
     #[arg(long, value_parser = usage::one_to::<100>)]
     pub repeat: Option<usize>,
-    /// Queue depths of the io_uring random-read sweeps, 1 to 32768
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "1,4,16,32,128",
-        value_parser = usage::one_to::<32768>
-    )]
-    pub depths: Vec<usize>,
-    /// Sizes of the pool of threads doing blocking preads
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "4,8,32",
-        value_parser = usage::one_to::<1024>
-    )]
-    pub threads: Vec<usize>,
-    /// Workloads to run: seq, cached, direct, tmpfs, echo; or multishot alone
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "seq,cached,direct,tmpfs,echo"
-    )]
-    pub workloads: Vec<Workload>,
+    /// Queue depths for io_uring, 1 to 32768 [default: 1,4,16,32,128, --quick: 1,32]
+    #[arg(long, value_delimiter = ',', value_parser = usage::one_to::<32768>)]
+    pub depths: Option<Vec<usize>>,
+    /// Sizes of the pool of blocking-pread threads [default: 4,8,32, --quick: none]
+    #[arg(long, value_delimiter = ',', value_parser = usage::one_to::<1024>)]
+    pub threads: Option<Vec<usize>>,
+    /// Workloads to run [default: all but multishot, --quick: cached,direct,tmpfs,echo]
+    #[arg(long, value_delimiter = ',')]
+    pub workloads: Option<Vec<Workload>>,
     /// Do not run fio beside our engines even if it is installed
     #[arg(long)]
     pub no_fio: bool,
@@ -78,23 +60,13 @@ pub struct Args {
     /// Do not measure: print tables, charts and summary of an earlier --json file
     #[arg(long)]
     pub from_json: Option<PathBuf>,
-    /// Connection counts of the echo workload
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "1,10,100,1000",
-        value_parser = usage::at_least_one::<usize>
-    )]
-    pub conns: Vec<usize>,
-    /// Message sizes of the echo workload, in bytes
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "64,4096",
-        value_parser = usage::one_to::<{ 64 << 20 }>
-    )]
-    pub sizes: Vec<usize>,
-    /// Echo servers to measure [default: all of them]
+    /// Connection counts of the echo workload [default: 1,10,100,1000, --quick: 100]
+    #[arg(long, value_delimiter = ',', value_parser = usage::at_least_one::<usize>)]
+    pub conns: Option<Vec<usize>>,
+    /// Message sizes of the echo workload, in bytes [default: 64,4096, --quick: 64]
+    #[arg(long, value_delimiter = ',', value_parser = usage::one_to::<{ 64 << 20 }>)]
+    pub sizes: Option<Vec<usize>>,
+    /// Echo servers to measure [default: chapter 6's five]
     #[arg(long, value_delimiter = ',')]
     pub servers: Vec<String>,
     /// (internal) Be one of the echo servers, for the benchmark
@@ -120,6 +92,65 @@ pub enum Workload {
     /// Chapter 8's measurements of exercise 8 (runs alone; six minutes)
     Multishot,
 }
+
+/// What `--help` says under the options: the two runs and what they cost.
+const AFTER_HELP: &str = "\
+--quick is what `cargo run` (every exercise, a debug build) runs: a 32 MiB file, one run
+of 0.25 s of a few points (well under a minute), and a short summary of them. A debug
+build's numbers are not worth quoting.
+The default run measures every point three times, 1 s each, on a 256 MiB file (about 8
+minutes), and prints every table: `cargo run --release -- 6`. Add --json FILE for the
+records, --plot DIR for SVG charts. Chapter 6 of the book explains the tables.";
+
+/// The time of one run of a point, and what `--quick` and the full run measure.
+impl Args {
+    /// Seconds each run of a point lasts.
+    pub fn seconds(&self) -> f64 {
+        self.seconds
+            .unwrap_or(if self.quick { QUICK_SECONDS } else { 1.0 })
+    }
+
+    pub fn workloads(&self) -> Vec<Workload> {
+        use Workload::*;
+        let default = if self.quick {
+            vec![Cached, Direct, Tmpfs, Echo]
+        } else {
+            vec![Seq, Cached, Direct, Tmpfs, Echo]
+        };
+        self.workloads.clone().unwrap_or(default)
+    }
+
+    pub fn depths(&self) -> Vec<usize> {
+        let default = if self.quick {
+            vec![1, 32]
+        } else {
+            vec![1, 4, 16, 32, 128]
+        };
+        self.depths.clone().unwrap_or(default)
+    }
+
+    pub fn threads(&self) -> Vec<usize> {
+        let default = if self.quick { vec![] } else { vec![4, 8, 32] };
+        self.threads.clone().unwrap_or(default)
+    }
+
+    pub fn conns(&self) -> Vec<usize> {
+        let default = if self.quick {
+            vec![100]
+        } else {
+            vec![1, 10, 100, 1000]
+        };
+        self.conns.clone().unwrap_or(default)
+    }
+
+    pub fn sizes(&self) -> Vec<usize> {
+        let default = if self.quick { vec![64] } else { vec![64, 4096] };
+        self.sizes.clone().unwrap_or(default)
+    }
+}
+
+/// Seconds per run of a point with `--quick`.
+pub const QUICK_SECONDS: f64 = 0.25;
 
 /// `256M`, `1G`, `4096`, `64K`: bytes, with an optional binary suffix.
 pub fn parse_size(text: &str) -> Result<u64, String> {
@@ -196,12 +227,18 @@ impl Run {
 
 type StepFn = Box<dyn FnOnce(&mut Run) -> anyhow::Result<()>>;
 type Step = (String, StepFn);
+/// A step of the run with the part of it that it belongs to: a workload, or
+/// making its test file.
+type Planned = (&'static str, String, StepFn);
+
+/// The width of a terminal the tables and findings fit.
+const WIDTH: usize = 88;
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     if let Some(engine) = &args.serve {
         return echo::serve(engine, args.cpu);
     }
-    if args.workloads.contains(&Workload::Multishot) {
+    if args.workloads().contains(&Workload::Multishot) {
         return chapter8(args);
     }
     if let Some(path) = &args.from_json {
@@ -229,7 +266,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         } else {
             256 << 20
         }),
-        seconds: args.seconds.unwrap_or(if args.quick { 0.25 } else { 1.0 }),
+        seconds: args.seconds(),
         repeat: args
             .repeat
             .map_or(if args.quick { 1 } else { 3 }, |r| r as u32),
@@ -237,13 +274,16 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         records: Vec::new(),
         notes: Vec::new(),
     };
-    let fio = !args.no_fio && fio::available();
-    if !args.no_fio && !fio {
-        run.notes.push(
-            "fio is not on PATH, so there is no fio column (install it: apt-get install \
-             -y fio)"
-                .into(),
-        );
+    // A quick run's summary has no fio figures, so it does not run fio.
+    let fio_wanted = !args.no_fio && !args.quick;
+    let fio = fio_wanted && matches!(tools::fio(), Availability::Ready(_));
+    if fio_wanted {
+        run.notes
+            .extend(tools::missing_line(&tools::FIO, &tools::fio()));
+    }
+    if args.workloads().contains(&Workload::Echo) {
+        run.notes
+            .extend(tools::missing_line(&tools::PERF, &tools::perf()));
     }
     let steps = plan(args, &mut run, fio)?;
     let bar = ProgressBar::new(steps.len() as u64).with_style(
@@ -251,28 +291,81 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             .expect("a valid template")
             .progress_chars("=> "),
     );
-    for (label, step) in steps {
+    // The bar draws on a terminal only: elsewhere (a file, a pipe, a CI log)
+    // a line as each part starts says what the run is doing.
+    let mut lines = (!std::io::stderr().is_terminal()).then(|| Progress::new(&steps));
+    for (part, label, step) in steps {
+        if let Some(lines) = &mut lines {
+            lines.starting(part);
+        }
         bar.set_message(label);
         step(&mut run)?;
         bar.inc(1);
     }
     bar.finish_and_clear();
     for note in &run.notes {
-        println!("note: {note}");
+        println!("{}", report::wrap(&format!("note: {note}"), WIDTH));
     }
     output(&run.records, args)
 }
+
+/// The lines a run prints where there is no progress bar: one as each
+/// part of the run starts, with how long the run has taken so far.
+struct Progress {
+    /// Each part and its number of steps, in order.
+    parts: Vec<(&'static str, usize)>,
+    current: Option<&'static str>,
+    started: std::time::Instant,
+}
+
+impl Progress {
+    fn new(steps: &[Planned]) -> Progress {
+        let mut parts: Vec<(&'static str, usize)> = Vec::new();
+        for (part, _, _) in steps {
+            match parts.last_mut() {
+                Some((p, n)) if p == part => *n += 1,
+                _ => parts.push((part, 1)),
+            }
+        }
+        Progress {
+            parts,
+            current: None,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    fn starting(&mut self, part: &'static str) {
+        if self.current == Some(part) {
+            return;
+        }
+        self.current = Some(part);
+        let n = self.parts.iter().find(|p| p.0 == part).map_or(0, |p| p.1);
+        println!(
+            "[{:>3.0} s] {part} ({})",
+            self.started.elapsed().as_secs_f64(),
+            findings::plural(n, "step", "steps")
+        );
+    }
+}
+
+/// What a run piped to a file says as each part starts.
+const SEQ_TITLE: &str = "sequential write, then read, of one file";
+const CACHED_TITLE: &str = "random 4 KiB reads from the page cache";
+const DIRECT_TITLE: &str = "random 4 KiB reads with O_DIRECT from the device";
+const TMPFS_TITLE: &str = "random 4 KiB reads from a file on tmpfs";
+const ECHO_TITLE: &str = "TCP echo servers on loopback";
 
 /// The steps of the run, in order, so that the progress bar knows how many.
 /// Each workload runs `repeat` rounds, one after the other: the runs of one
 /// point are spread over the workload's time and interleaved with every
 /// other engine's, so that a machine that slows down for a while slows all
 /// engines alike.
-fn plan(args: &Args, run: &mut Run, fio: bool) -> anyhow::Result<Vec<Step>> {
-    let wants = |w| args.workloads.contains(&w);
+fn plan(args: &Args, run: &mut Run, fio: bool) -> anyhow::Result<Vec<Planned>> {
+    let workloads = args.workloads();
+    let wants = |w| workloads.contains(&w);
     let rounds = run.repeat;
-    let mut steps: Vec<Step> = Vec::new();
-    let mut add = |round: u32, these: Vec<Step>| {
+    let mut steps: Vec<Planned> = Vec::new();
+    let mut add = |part: &'static str, round: u32, these: Vec<Step>| {
         for (label, f) in these {
             let label = if rounds > 1 {
                 format!("{label} (run {} of {rounds})", round + 1)
@@ -283,13 +376,14 @@ fn plan(args: &Args, run: &mut Run, fio: bool) -> anyhow::Result<Vec<Step>> {
                 r.round = round;
                 f(r)
             });
-            steps.push((label, f));
+            steps.push((part, label, f));
         }
     };
     let any_file =
         wants(Workload::Seq) || wants(Workload::Cached) || wants(Workload::Direct);
     if any_file && !wants(Workload::Seq) {
         add(
+            "writing the test file",
             0,
             vec![step("writing the test file", |r| {
                 file::seq_write_uring(&r.path, r.file_size, SEQ_CHUNK, SEQ_DEPTH)
@@ -299,7 +393,7 @@ fn plan(args: &Args, run: &mut Run, fio: bool) -> anyhow::Result<Vec<Step>> {
     }
     if wants(Workload::Seq) {
         for round in 0..rounds {
-            add(round, sequential_steps());
+            add(SEQ_TITLE, round, sequential_steps());
         }
     }
     // The random reads run in mirrored order from one round to the next, so
@@ -313,16 +407,17 @@ fn plan(args: &Args, run: &mut Run, fio: bool) -> anyhow::Result<Vec<Step>> {
     if wants(Workload::Cached) {
         for round in 0..rounds {
             let these = random_read_steps(args, "rand-read-cached", false, fio, round);
-            add(round, mirrored(round, these));
+            add(CACHED_TITLE, round, mirrored(round, these));
         }
     }
     if wants(Workload::Direct) {
         let o_direct = machine::supports_o_direct(&run.dir)?;
         match machine::direct_io_obstacle(&run.fs, o_direct) {
-            Some(why) if args.workloads == [Workload::Direct] => bail!("{why}"),
+            Some(why) if workloads == [Workload::Direct] => bail!("{why}"),
             Some(why) => run.notes.push(format!("no O_DIRECT workload: {why}")),
             None => {
                 add(
+                    DIRECT_TITLE,
                     0,
                     vec![step("dropping the file from the page cache", |r| {
                         file::evict(&r.path)
@@ -331,7 +426,7 @@ fn plan(args: &Args, run: &mut Run, fio: bool) -> anyhow::Result<Vec<Step>> {
                 for round in 0..rounds {
                     let these =
                         random_read_steps(args, "rand-read-direct", true, fio, round);
-                    add(round, mirrored(round, these));
+                    add(DIRECT_TITLE, round, mirrored(round, these));
                 }
             }
         }
@@ -341,7 +436,7 @@ fn plan(args: &Args, run: &mut Run, fio: bool) -> anyhow::Result<Vec<Step>> {
         match machine::file_system(shm) {
             Ok(fs) if fs.is_tmpfs() => {
                 for round in 0..rounds {
-                    add(round, vec![tmpfs_step(fs.clone(), fio, round)]);
+                    add(TMPFS_TITLE, round, vec![tmpfs_step(fs.clone(), fio, round)]);
                 }
             }
             _ => run
@@ -354,7 +449,7 @@ fn plan(args: &Args, run: &mut Run, fio: bool) -> anyhow::Result<Vec<Step>> {
         let (sweep, notes) = echo_sweep(args)?;
         run.notes.extend(notes);
         for round in 0..rounds {
-            add(round, echo_steps(&sweep, &servers, round)?);
+            add(ECHO_TITLE, round, echo_steps(&sweep, &servers, round)?);
         }
     }
     Ok(steps)
@@ -406,10 +501,14 @@ fn uring_variants(args: &Args, direct: bool) -> Vec<(&'static str, UringOpts)> {
         ..UringOpts::default()
     };
     let mut variants: Vec<(&str, UringOpts)> = Vec::new();
-    for &depth in &args.depths {
+    for &depth in &args.depths() {
         variants.push(("io_uring", plain(depth)));
     }
-    for &depth in &args.depths {
+    if args.quick {
+        // The summary of a quick run compares plain io_uring with std only.
+        return variants;
+    }
+    for &depth in &args.depths() {
         if !direct || depth == 32 {
             let both = UringOpts {
                 fixed_bufs: true,
@@ -499,7 +598,7 @@ fn random_read_steps(
         Ok(())
     }));
     if direct {
-        for &threads in &args.threads {
+        for threads in args.threads() {
             let label = format!("random reads, {what}, {threads} threads");
             steps.push(step(&label, move |r| {
                 let f = file::open_for_reads(&r.path, direct)?;
@@ -723,11 +822,12 @@ fn echo_sweep(args: &Args) -> anyhow::Result<EchoSweep> {
     // Each connection is a descriptor in the client and one in the server.
     let nofile = uring_book::system::raise_nofile_limit()?;
     let (mut loads, mut notes) = (Vec::new(), Vec::new());
-    for &size in &args.sizes {
-        for &conns in &args.conns {
+    for size in args.sizes() {
+        for conns in args.conns() {
             if conns as u64 + 64 > nofile {
+                let connections = findings::plural(conns, "connection", "connections");
                 notes.push(format!(
-                    "no echo point at {conns} connections: the file descriptor limit is \
+                    "no echo point at {connections}: the file descriptor limit is \
                      {nofile} (raise it with `ulimit -n`)"
                 ));
             } else {
@@ -765,7 +865,8 @@ fn echo_steps(
             let exe = exe.clone();
             // A profile once per server, in the first round, in a run of its own.
             let profile = perf && round == 0 && (conns, size) == PROFILED_LOAD;
-            let label = format!("echo, {engine}, {conns} connections, {size} B");
+            let connections = findings::plural(conns, "connection", "connections");
+            let label = format!("echo, {engine}, {connections}, {size} B");
             steps.push(step(&label, move |r| {
                 let client: echo::Client = &echo::chapter5_client;
                 let start =
@@ -827,11 +928,30 @@ fn echo_steps(
 
 /// Tables on stdout, and the files asked for.
 fn output(records: &[Record], args: &Args) -> anyhow::Result<()> {
-    for table in report::tables(records) {
-        println!("{}", table.to_text());
-    }
-    for (_, text) in findings::found(records) {
-        println!("{}", report::wrap(&text, 88));
+    if args.quick && args.from_json.is_none() {
+        print!("{}", brief::summary(records, cfg!(debug_assertions)));
+    } else {
+        let mut defined = Vec::new();
+        for table in report::tables(records) {
+            println!("{}", table.to_text(WIDTH, &mut defined));
+        }
+        for (_, text) in findings::found(records) {
+            println!("{}", report::wrap(&text, WIDTH));
+        }
+        let no_files =
+            args.json.is_none() && args.plot.is_none() && args.summary.is_none();
+        if no_files && args.from_json.is_none() {
+            println!(
+                "{}",
+                report::wrap(
+                    "Add --json FILE for the records as JSON, --plot DIR for SVG charts, \
+                     --summary FILE for these tables in Markdown. Chapter 6 of the book \
+                     explains them.",
+                    WIDTH
+                )
+                .trim_end()
+            );
+        }
     }
     if let Some(path) = &args.json {
         std::fs::write(path, record::to_json(records) + "\n")
@@ -851,7 +971,7 @@ fn output(records: &[Record], args: &Args) -> anyhow::Result<()> {
 /// own (`--json`, `--summary`), or their tables again from `--from-json`.
 fn chapter8(args: &Args) -> anyhow::Result<()> {
     use uring_book::bench::{multishot_bench, multishot_report};
-    if args.workloads != [Workload::Multishot] {
+    if args.workloads() != [Workload::Multishot] {
         bail!("--workloads multishot runs alone: it writes chapter 8's own files");
     }
     let run = match &args.from_json {

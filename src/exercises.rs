@@ -86,7 +86,7 @@ pub const EXERCISES: &[Exercise] = &[
     exercise!(
         "6",
         ex6_benchmark,
-        "Benchmark io_uring against std, a thread pool, epoll and fio; tables, JSON, SVG",
+        "Benchmark io_uring against std, threads, epoll, fio: tables; --json, --plot SVG",
         ["--quick"]
     ),
     exercise!(

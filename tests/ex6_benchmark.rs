@@ -126,10 +126,171 @@ fn a_tiny_run_of_the_file_workloads_writes_sane_records_charts_and_summary() {
     assert!(md.contains("| engine | depth |"), "{md}");
     assert!(md.contains("Each point ran 2 times"), "{md}");
     assert!(md.contains(" ±"), "medians with their spread: {md}");
+    // Piped, with no progress bar, the run says which part it is in.
+    for part in [
+        "sequential write, then read, of one file (6 steps)",
+        "random 4 KiB reads from the page cache",
+        "random 4 KiB reads with O_DIRECT from the device",
+        "random 4 KiB reads from a file on tmpfs (2 steps)",
+    ] {
+        let line = format!("] {part}");
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with('[') && l.contains(&line)),
+            "{part}"
+        );
+    }
     // The tables come back from the JSON alone, without measuring again.
     let again = run(&["--from-json", json.to_str().unwrap()]);
     assert!(again.status.success(), "{}", stderr(&again));
-    assert_eq!(String::from_utf8_lossy(&again.stdout), stdout);
+    let measured: Vec<&str> = stdout.lines().filter(|l| !l.starts_with('[')).collect();
+    assert_eq!(
+        String::from_utf8_lossy(&again.stdout),
+        measured.join("\n") + "\n"
+    );
+}
+
+/// What plain `cargo run` prints for exercise 6: a line per part while it
+/// runs, then a few ratios in 80 columns, what they are worth, and how to
+/// get the rest. Only the file size and the time are made smaller here.
+#[test]
+fn a_quick_run_is_a_short_summary_that_names_the_full_run() {
+    let dir = disk_dir();
+    let out = run(&[
+        "--quick",
+        "--file-size=1M",
+        "--seconds=0.05",
+        "--conns=3",
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.lines().all(|l| l.chars().count() <= 80), "{stdout}");
+    assert!(stdout.lines().count() <= 45, "{stdout}");
+    let flat = stdout.replace('\n', " ");
+    for part in [
+        "] random 4 KiB reads from the page cache (",
+        "] random 4 KiB reads with O_DIRECT from the device (",
+        "] TCP echo servers on loopback (5 steps)",
+    ] {
+        assert!(stdout.contains(part), "{part}: {stdout}");
+    }
+    assert!(
+        !stdout.contains("] sequential"),
+        "--quick skips seq: {stdout}"
+    );
+    // One setting, one value: the time per run given is the time reported.
+    assert!(flat.contains("A quick run: one run of 0.05 s of each point."));
+    assert!(flat.contains("debug build, whose numbers are not worth quoting"));
+    assert!(stdout.contains("  page cache, depth 1 "), "{stdout}");
+    assert!(
+        stdout.contains("  device (O_DIRECT), depth 32 "),
+        "{stdout}"
+    );
+    assert!(stdout.contains("  uring-multishot "), "{stdout}");
+    assert!(
+        stdout.contains("\n    cargo run --release -- 6\n"),
+        "{stdout}"
+    );
+    assert!(
+        flat.contains("--json FILE") && flat.contains("--plot DIR"),
+        "{stdout}"
+    );
+    // A quick run does not run fio, so it has nothing to say about it.
+    assert!(!stdout.contains("fio"), "{stdout}");
+    assert!(!stdout.contains("Machine: "), "no tables: {stdout}");
+}
+
+/// `--help`, the summary and the fio command agree on the time per point.
+#[test]
+fn help_and_output_give_the_quick_runs_time_per_point_alike() {
+    use uring_book::bench::report::secs;
+    use uring_book::ex6_benchmark::QUICK_SECONDS;
+    let help = String::from_utf8_lossy(&run(&["--help"]).stdout).replace('\n', " ");
+    let quick = secs(QUICK_SECONDS);
+    assert_eq!(quick, "0.25 s");
+    assert!(help.contains(&format!("one run of {quick}")), "{help}");
+    assert!(
+        help.contains(&format!("--quick: {}]", QUICK_SECONDS)),
+        "{help}"
+    );
+}
+
+/// The full run's output, from the reference run's records: every line fits
+/// a terminal of 88 columns (wide tables are split), every sentence of the
+/// findings is short, and the last lines say how to get JSON and SVG.
+#[test]
+fn the_full_output_fits_a_terminal_in_short_sentences() {
+    use uring_book::bench::findings;
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("book/src/bench/reference.json");
+    let out = run(&["--from-json", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let wide: Vec<&str> = stdout.lines().filter(|l| l.chars().count() > 88).collect();
+    assert!(wide.is_empty(), "{wide:#?}");
+    let records = from_json(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for (anchor, text) in findings::found(&records) {
+        for paragraph in text.split("\n\n") {
+            let prose: Vec<&str> = paragraph
+                .lines()
+                .filter(|l| !l.starts_with([' ', '|']))
+                .collect();
+            for sentence in prose.join(" ").split(". ") {
+                let words = sentence.split_whitespace().count();
+                assert!(words <= 40, "{anchor}: {words} words: {sentence}");
+            }
+        }
+    }
+    for term in [
+        "io_uring+eager: ",
+        "io_uring+pairs: ",
+        "tokio-uring+coop: ",
+        "io-wq: ",
+    ] {
+        assert!(stdout.contains(term), "{term} is not defined");
+    }
+}
+
+/// Without fio and perf on PATH, the run says in one note each which figures
+/// stay empty and how to install the tool.
+#[test]
+fn missing_fio_and_perf_are_a_note_each_with_the_install() {
+    let dir = disk_dir();
+    let empty = tempfile::tempdir().unwrap();
+    let out = Command::new(EXE)
+        .args(["6", "--file-size=1M", "--seconds=0.05", "--repeat=1"])
+        .args([
+            "--workloads=cached,echo",
+            "--depths=1",
+            "--conns=2",
+            "--sizes=64",
+        ])
+        .args(["--servers=tokio", "--dir", dir.path().to_str().unwrap()])
+        .env("PATH", empty.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let notes: Vec<String> = stdout
+        .split("\n\n")
+        .flat_map(|p| p.split("\nnote: ").map(|n| n.replace('\n', " ")))
+        .filter(|n| n.contains("is not installed"))
+        .collect();
+    assert_eq!(notes.len(), 2, "{stdout}");
+    assert!(notes.iter().any(|n| n.contains(
+        "fio is not installed, so the file tables have \
+        no fio rows and no `vs fio` column. Install it: sudo apt-get install fio"
+    )));
+    assert!(notes.iter().any(|n| n.contains(
+        "perf is not installed, so the echo table's \
+        syscalls/msg and switches/msg columns are empty"
+    )));
+    // The run wrote no files: its last words say how to get them.
+    let flat = stdout.replace('\n', " ");
+    assert!(flat.contains("Add --json FILE for the records as JSON, --plot DIR for SVG"));
 }
 
 #[test]

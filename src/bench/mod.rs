@@ -1,6 +1,7 @@
 //! The benchmark of chapter 6: the engines, the measurements and the
 //! reports. `uring_book::ex6_benchmark` puts them together.
 
+pub mod brief;
 pub mod cpu_breakdown;
 pub mod echo;
 pub mod echo_servers;

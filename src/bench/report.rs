@@ -32,8 +32,133 @@ pub const WORKLOADS: &[(&str, &str)] = &[
 pub struct Table {
     pub title: String,
     pub context: Vec<String>,
+    /// The names in the table that need saying what they mean, for a
+    /// terminal, which has no chapter beside it (the book's tables have the
+    /// chapter's prose): (name, meaning).
+    pub terms: Vec<(&'static str, &'static str)>,
     pub header: Vec<&'static str>,
+    /// How many columns on the left name a row (engine and depth; server,
+    /// connections and message size): a table split to fit a terminal
+    /// repeats them in each part.
+    pub keys: usize,
     pub rows: Vec<Vec<String>>,
+}
+
+/// The column of the ratio to fio at the same depth.
+pub const FIO_COLUMN: &str = "vs fio";
+
+/// The columns of the echo table.
+pub fn echo_header() -> Vec<&'static str> {
+    vec![
+        "server",
+        "conns",
+        "msg",
+        "msgs/s",
+        "p50 us",
+        "p99 us",
+        "CPU us/msg",
+        "CPU share",
+        "syscalls/msg",
+        "switches/msg",
+        "msgs/s vs tokio",
+        "CPU vs tokio",
+    ]
+}
+
+/// Seconds as a person writes them: `0.25 s`, `1 s`, `2.5 s`; the same
+/// value `--help` and the fio command show.
+pub fn secs(s: f64) -> String {
+    format!("{} s", (s * 1000.0).round() / 1000.0)
+}
+
+/// What each engine's or server's name means, for a reader without the
+/// chapter beside the table.
+const TERMS: &[(&str, &str)] = &[
+    ("std", "blocking pread, one read at a time"),
+    (
+        "io_uring",
+        "one thread, depth reads in flight, submitted once a round",
+    ),
+    (
+        "io_uring+fixed",
+        "with registered buffers and a registered file",
+    ),
+    ("io_uring+fixed-file", "a registered file only"),
+    ("io_uring+fixed-bufs", "registered buffers only"),
+    (
+        "io_uring+sqpoll",
+        "a kernel thread polls the ring (SQPOLL), no io_uring_enter",
+    ),
+    (
+        "io_uring+eager",
+        "submits each read as soon as it is queued",
+    ),
+    ("io_uring+pairs", "submits every two reads"),
+    ("io_uring+triples", "submits every three reads"),
+    (
+        "threads",
+        "a pool of threads (depth: how many), each doing blocking preads",
+    ),
+    ("fio-psync", "fio's blocking engine"),
+    ("fio-io_uring", "fio's io_uring engine"),
+    (
+        "tokio-uring+coop",
+        "chapter 5's server, its ring set up with COOP_TASKRUN",
+    ),
+    ("tokio-uring", "the same server on a plain ring"),
+    (
+        "uring-multishot",
+        "chapter 8's server, on multishot receive and a buffer ring",
+    ),
+    ("tokio", "tokio on epoll, one thread"),
+    (
+        "std-threads",
+        "a thread per connection, blocking reads and writes",
+    ),
+];
+
+/// What `name` (an engine or a server) means, if it needs saying.
+pub fn term(name: &str) -> Option<&'static str> {
+    TERMS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, what)| *what)
+}
+
+/// What the io-wq column counts.
+pub const IO_WQ: (&str, &str) = (
+    "io-wq",
+    "the kernel's worker threads that io_uring handed requests to, because they could \
+     not be done without blocking (chapter 2, \"What the kernel does with your SQE\")",
+);
+
+/// The names among `engines` that need saying what they mean, in the
+/// order given, and io-wq if the table has that column.
+pub fn terms(engines: &[&str], io_wq: bool) -> Vec<(&'static str, &'static str)> {
+    let mut out: Vec<(&'static str, &'static str)> = engines
+        .iter()
+        .filter_map(|e| TERMS.iter().find(|(name, _)| name == e).copied())
+        .collect();
+    if io_wq {
+        out.push(IO_WQ);
+    }
+    out
+}
+
+/// The lines that say what `terms` mean: the engines and servers in one,
+/// with the chapter that explains them; then io-wq, which names its own.
+pub fn terms_text(terms: &[(&str, &str)]) -> Vec<String> {
+    let (io_wq, names): (Vec<_>, Vec<_>) = terms.iter().partition(|t| t.0 == IO_WQ.0);
+    let mut out = Vec::new();
+    if !names.is_empty() {
+        let each: Vec<String> = names
+            .iter()
+            .map(|(n, what)| format!("{n}: {what}"))
+            .collect();
+        out.push(format!("{} (chapter 6)", each.join("; ")));
+    }
+    out.extend(io_wq.iter().map(|(n, what)| format!("{n}: {what}")));
+    out
 }
 
 fn opt(v: Option<f64>, digits: usize) -> String {
@@ -166,12 +291,12 @@ fn context(workload: &str, points: &[&Point]) -> Vec<String> {
     let size = human_bytes(Some(s.block_size));
     context.push(if workload == "echo" {
         format!(
-            "Settings: {:.1} s per run, one message in flight per connection, server and \
+            "Settings: {} per run, one message in flight per connection, server and \
              client on CPUs of their own where there are two. CPU, syscalls and switches \
              are the server's; CPU time from /proc/PID/stat over the client's whole run; \
              CPU share: that time over the run's wall time (1.00 is its CPU busy \
              throughout)",
-            s.seconds
+            secs(s.seconds)
         )
     } else if workload.starts_with("seq") {
         format!(
@@ -181,9 +306,9 @@ fn context(workload: &str, points: &[&Point]) -> Vec<String> {
         )
     } else {
         format!(
-            "Settings: {} file, {size} reads at random offsets, {:.1} s per run{}",
+            "Settings: {} file, {size} reads at random offsets, {} per run{}",
             human_bytes(Some(s.file_size)),
-            s.seconds,
+            secs(s.seconds),
             if s.o_direct { ", O_DIRECT" } else { "" }
         )
     });
@@ -271,20 +396,7 @@ pub fn tables(records: &[Record]) -> Vec<Table> {
         let sequential = workload.starts_with("seq");
         let fio = rows.iter().any(|p| is_fio(p));
         let header = if workload == "echo" {
-            vec![
-                "server",
-                "conns",
-                "msg",
-                "msgs/s",
-                "p50 us",
-                "p99 us",
-                "CPU us/msg",
-                "CPU share",
-                "syscalls/msg",
-                "switches/msg",
-                "msgs/s vs tokio",
-                "CPU vs tokio",
-            ]
+            echo_header()
         } else {
             let mut h = vec!["engine", "depth", "ops/s"];
             if sequential {
@@ -299,10 +411,16 @@ pub fn tables(records: &[Record]) -> Vec<Table> {
             ]);
             h.extend(["io-wq", "vs std"]);
             if fio {
-                h.push("vs fio");
+                h.push(FIO_COLUMN);
             }
             h
         };
+        let mut engines: Vec<&str> = Vec::new();
+        for p in &rows {
+            if !engines.contains(&p.engine()) {
+                engines.push(p.engine());
+            }
+        }
         let cells = rows
             .iter()
             .map(|p| {
@@ -316,6 +434,8 @@ pub fn tables(records: &[Record]) -> Vec<Table> {
         tables.push(Table {
             title: title.to_string(),
             context: context(workload, &rows),
+            terms: terms(&engines, header.contains(&"io-wq")),
+            keys: if workload == "echo" { 3 } else { 2 },
             header,
             rows: cells,
         });
@@ -324,8 +444,11 @@ pub fn tables(records: &[Record]) -> Vec<Table> {
 }
 
 impl Table {
-    /// Aligned columns for a terminal.
-    pub fn to_text(&self) -> String {
+    /// Aligned columns for a terminal `width` columns wide. A table wider
+    /// than that is split into parts, each with the columns that name a row
+    /// and as many of the others as fit. Terms not yet in `defined` (by the
+    /// tables printed before this one) are explained above the table.
+    pub fn to_text(&self, width: usize, defined: &mut Vec<&'static str>) -> String {
         let mut widths: Vec<usize> =
             self.header.iter().map(|h| h.chars().count()).collect();
         for row in &self.rows {
@@ -333,23 +456,34 @@ impl Table {
                 *w = (*w).max(cell.chars().count());
             }
         }
-        let line = |cells: Vec<&str>| {
-            let padded: Vec<String> = cells
-                .iter()
-                .zip(&widths)
-                .map(|(c, w)| format!("{c:>w$}"))
-                .collect();
-            padded.join("  ").trim_end().to_string() + "\n"
-        };
+        let new: Vec<(&str, &str)> = self
+            .terms
+            .iter()
+            .filter(|(name, _)| !defined.contains(name))
+            .copied()
+            .collect();
+        defined.extend(new.iter().map(|t| t.0));
         let mut out = format!("{}\n", self.title);
-        for c in &self.context {
-            for line in wrap(c, 86).lines() {
+        for c in self.context.iter().chain(&terms_text(&new)) {
+            for line in wrap(c, width - 2).lines() {
                 out += &format!("  {line}\n");
             }
         }
-        out += &line(self.header.clone());
-        for row in &self.rows {
-            out += &line(row.iter().map(String::as_str).collect());
+        for (i, columns) in split_columns(&widths, self.keys, width).iter().enumerate() {
+            if i > 0 {
+                out.push('\n');
+            }
+            let line = |cells: &[&str]| {
+                let padded: Vec<String> = columns
+                    .iter()
+                    .map(|&c| format!("{:>w$}", cells[c], w = widths[c]))
+                    .collect();
+                padded.join("  ").trim_end().to_string() + "\n"
+            };
+            out += &line(&self.header);
+            for row in &self.rows {
+                out += &line(&row.iter().map(String::as_str).collect::<Vec<_>>());
+            }
         }
         out
     }
@@ -369,6 +503,27 @@ impl Table {
         }
         out
     }
+}
+
+/// The columns of each part of a table split to fit `width`: the first
+/// `keys` in every part, then the others in order, as many as fit (at least
+/// one per part).
+fn split_columns(widths: &[usize], keys: usize, width: usize) -> Vec<Vec<usize>> {
+    let keys = keys.min(widths.len());
+    let key_width: usize = widths[..keys].iter().map(|w| w + 2).sum();
+    let mut parts: Vec<Vec<usize>> = Vec::new();
+    let mut current: Vec<usize> = (0..keys).collect();
+    let mut used = key_width;
+    for (c, w) in widths.iter().enumerate().skip(keys) {
+        if current.len() > keys && used + w > width {
+            parts.push(std::mem::replace(&mut current, (0..keys).collect()));
+            used = key_width;
+        }
+        current.push(c);
+        used += w + 2;
+    }
+    parts.push(current);
+    parts
 }
 
 /// The Markdown summary the chapter includes: every table, then the
@@ -441,6 +596,84 @@ mod tests {
     }
 
     #[test]
+    fn a_table_wider_than_the_terminal_is_split_and_keeps_its_key_columns() {
+        let echo = |engine: &str, conns: u32| {
+            let mut r = record("echo", engine, conns, 1000);
+            r.settings.block_size = 64;
+            r.cpu_us_per_op = Some(5.0);
+            r
+        };
+        let records = vec![echo("tokio-uring+coop", 100), echo("tokio", 100)];
+        let table = &tables(&records)[0];
+        let wide = table.to_text(1000, &mut Vec::new());
+        let narrow = table.to_text(60, &mut Vec::new());
+        assert!(wide.lines().any(|l| l.chars().count() > 60), "{wide}");
+        assert!(narrow.lines().all(|l| l.chars().count() <= 60), "{narrow}");
+        // Every column is still there, and each part starts with the keys.
+        for h in &table.header {
+            assert!(narrow.contains(h), "{h}: {narrow}");
+        }
+        let headers = narrow
+            .lines()
+            .filter(|l| l.contains("server  conns"))
+            .count();
+        assert!(headers >= 2, "{narrow}");
+        assert_eq!(narrow.matches("tokio-uring+coop    100").count(), headers);
+    }
+
+    #[test]
+    fn every_engine_and_io_wq_are_defined_once_beside_the_tables() {
+        let records = vec![
+            record("rand-read-direct", "std", 1, 1000),
+            record("rand-read-direct", "io_uring+eager", 32, 9000),
+            record("rand-read-direct", "io_uring+pairs", 32, 9000),
+            record("rand-read-direct", "io_uring+triples", 32, 9000),
+        ];
+        let mut defined = Vec::new();
+        let text = tables(&records)[0].to_text(88, &mut defined);
+        for term in [
+            "io_uring+eager: ",
+            "io_uring+pairs: ",
+            "io_uring+triples: ",
+            "io-wq: ",
+        ] {
+            assert!(text.contains(term), "{term}: {text}");
+        }
+        // Once is enough: a later table does not say it again.
+        let again = tables(&records)[0].to_text(88, &mut defined);
+        assert!(
+            !again.contains("io-wq: ") && !again.contains("+eager: "),
+            "{again}"
+        );
+        // Every engine and server the benchmark runs has its words.
+        let echo = uring_book::bench::echo::chapter6_servers().map(|s| s.name);
+        let files = [
+            "std",
+            "threads",
+            "io_uring",
+            "io_uring+fixed",
+            "io_uring+fixed-file",
+            "io_uring+fixed-bufs",
+            "io_uring+sqpoll",
+            "io_uring+eager",
+            "io_uring+pairs",
+            "io_uring+triples",
+            "fio-psync",
+            "fio-io_uring",
+        ];
+        for name in echo.chain(files) {
+            assert!(term(name).is_some(), "{name} has no term");
+        }
+    }
+
+    #[test]
+    fn seconds_read_as_they_were_given() {
+        assert_eq!(secs(0.25), "0.25 s");
+        assert_eq!(secs(1.0), "1 s");
+        assert_eq!(secs(2.5), "2.5 s");
+    }
+
+    #[test]
     fn rates_keep_three_significant_digits() {
         let cases = [
             (633.1, "633"),
@@ -475,7 +708,7 @@ mod tests {
             .context
             .iter()
             .any(|c| c.starts_with("One run per point")));
-        let text = table.to_text();
+        let text = table.to_text(100, &mut Vec::new());
         assert!(text.contains("vs fio") && text.contains("9.00k"), "{text}");
     }
 
