@@ -162,14 +162,17 @@ fn doctor_names_what_missing_fio_and_perf_cost() {
     }
     let flat = stdout.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(
-        flat.contains("no fio rows and an empty `vs fio` column"),
+        flat.contains("no fio rows and no `vs fio` column"),
         "{flat}"
     );
     assert!(
         flat.contains("Install it: sudo apt-get install fio"),
         "{flat}"
     );
-    assert!(flat.contains("empty `server syscalls/msg`"), "{flat}");
+    assert!(
+        flat.contains("syscalls/msg and switches/msg columns are empty"),
+        "{flat}"
+    );
     assert!(
         flat.contains("Install it: sudo apt-get install linux-perf"),
         "{flat}"
