@@ -14,6 +14,8 @@ exec := compose + " exec $(test -t 0 || echo -T) dev"
 
 # Build the image and start the dev container in the background
 up:
+    # The volume for target/ mounts there: made by Docker, it would be root's.
+    mkdir -p target
     {{compose}} up --detach --build dev
 
 # Open a shell in the dev container (starts it if needed)
