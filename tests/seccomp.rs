@@ -147,13 +147,20 @@ const DOCKER_CAPS: &[&str] = &[
 ];
 
 /// x86_64 system call numbers by name: the kernel headers' table (Linux 6.1
-/// in Debian 12's linux-libc-dev, which every C toolchain there pulls in),
-/// and the calls added since, from arch/x86/entry/syscalls/syscall_64.tbl.
+/// in Debian 12's linux-libc-dev, which its C toolchain pulls in), and the
+/// calls added since, from arch/x86/entry/syscalls/syscall_64.tbl.
 fn syscall_table() -> BTreeMap<String, i64> {
-    const HEADER: &str = "/usr/include/x86_64-linux-gnu/asm/unistd_64.h";
-    let header = std::fs::read_to_string(HEADER).unwrap_or_else(|e| {
-        panic!("{HEADER}: {e} (Debian: apt-get install linux-libc-dev)")
-    });
+    // Debian's multiarch path, then the one other distributions use.
+    const HEADERS: [&str; 2] = [
+        "/usr/include/x86_64-linux-gnu/asm/unistd_64.h",
+        "/usr/include/asm/unistd_64.h",
+    ];
+    let header = HEADERS
+        .iter()
+        .find_map(|path| std::fs::read_to_string(path).ok())
+        .unwrap_or_else(|| {
+            panic!("no {} (the kernel headers: linux-libc-dev)", HEADERS[1])
+        });
     let mut table: BTreeMap<String, i64> = header
         .lines()
         .filter_map(|line| {
@@ -404,11 +411,13 @@ fn applies(entry: &serde_json::Value) -> bool {
     let min_kernel = include["minKernel"]
         .as_str()
         .map(|v| uring_book::system::parse_version(v).unwrap());
+    // Docker skips a rule unless the container holds every capability it
+    // includes, and skips it if the container holds any it excludes.
     caps(include).iter().all(has)
+        && !caps(exclude).iter().any(has)
         && (arches(include).is_empty() || arches(include).iter().any(|a| a == "amd64"))
-        && min_kernel.is_none_or(|min| kernel.is_some_and(|k| k >= min))
-        && !(!caps(exclude).is_empty() && caps(exclude).iter().all(has))
         && !arches(exclude).iter().any(|a| a == "amd64")
+        && min_kernel.is_none_or(|min| kernel.is_some_and(|k| k >= min))
 }
 
 /// The rules that apply on x86_64 in a default container, by action: the
