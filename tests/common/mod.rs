@@ -90,8 +90,16 @@ pub fn bin_for_any_user() -> BinForAnyUser {
         .unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let path = dir.path().join("uring-book");
-    std::fs::copy(&bin, &path).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Copied by another process: had this one opened the copy for writing, a
+    // child forked meanwhile by another test's thread could still hold that
+    // descriptor when the copy runs, and exec would fail with ETXTBSY.
+    let copied = Command::new("install")
+        .args(["-m", "0755"])
+        .arg(&bin)
+        .arg(&path)
+        .status()
+        .expect("install (coreutils) runs");
+    assert!(copied.success(), "copying {} failed", bin.display());
     BinForAnyUser {
         path,
         _dir: Some(dir),
