@@ -364,11 +364,16 @@ pub fn rand_read_threads(
                     let mut rng = Rng::new(seed + t as u64);
                     let mut buf = AlignedBuf::new(BLOCK);
                     let mut latencies = Latencies::new();
-                    while !stop.load(Ordering::Relaxed) {
+                    // At least one read each, even when a loaded machine starts
+                    // the thread only after `duration` has passed.
+                    loop {
                         let offset = rng.below(blocks) * BLOCK as u64;
                         let started = Instant::now();
                         file.read_exact_at(buf.as_mut_slice(), offset)?;
                         latencies.record(started.elapsed());
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
                     }
                     Ok(latencies)
                 })
