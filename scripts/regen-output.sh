@@ -117,6 +117,10 @@ wait_listening() {
 
 show ch05-demo "$rbin" 5 --demo
 
+# A step that fails below must not leave its server holding the port.
+server=
+trap '[[ -n $server ]] && kill "$server" 2>/dev/null; true' EXIT
+
 # A server on the default port, a client with nc, then Ctrl-C (SIGINT).
 server_log=$(mktemp)
 "$rbin" 5 >"$server_log" 2>&1 &
@@ -129,6 +133,7 @@ wait_listening "$server_log"
 sleep 0.2
 kill -INT "$server"
 wait "$server"
+server=
 {
     echo '$ cargo run --release -- 5'
     sed 's/^SIGINT: stopping$/^CSIGINT: stopping/' "$server_log"
@@ -143,6 +148,7 @@ show ch05-client-1000 "$rbin" echo-client --conns 1000 --secs 5
 show ch05-client-1000-mt "$rbin" echo-client --conns 1000 --secs 5 --multi-thread
 kill -TERM "$server"
 wait "$server"
+server=
 
 # Out of file descriptors: a server limited to 20 against 15 connections.
 prlimit --nofile=20:20 "$rbin" 5 --addr 127.0.0.1:7879 --quiet >"$server_log" 2>&1 &
@@ -151,6 +157,7 @@ wait_listening "$server_log"
 show ch05-emfile-client "$rbin" echo-client --addr 127.0.0.1:7879 --conns 15 --secs 1
 kill -TERM "$server"
 wait "$server"
+server=
 {
     echo '$ prlimit --nofile=20:20 cargo run --release -- 5 --addr 127.0.0.1:7879 \'
     echo '    --quiet'

@@ -165,7 +165,7 @@ fn seccomp() -> Check {
         Some(2) => Check::new(
             "seccomp",
             Status::Ok,
-            "2: a filter is active (io_uring_setup below tells if it blocks io_uring)",
+            "2: a filter is active; io_uring_setup below shows if it blocks",
         ),
         Some(1) => Check::new(
             "seccomp",

@@ -89,19 +89,21 @@ fn doctor_passes_on_a_machine_with_io_uring() {
 /// buffers fails with ENOMEM; with a limit of 0 even io_uring_setup does.
 #[test]
 fn doctor_explains_a_small_memlock_limit() {
-    let doctor = |limit: u64| {
+    // `ring_fits`: whether the limit leaves room for the ring, so that a ring
+    // refused must be another test's charge (see `run_with_own_budget`).
+    let doctor = |limit: u64, ring_fits: bool| {
         let bin = common::bin_for_any_user();
-        let out = common::memlock_limited(limit, bin.path.to_str().unwrap())
-            .arg("doctor")
-            .output()
-            .unwrap();
+        let mut cmd = common::memlock_limited(limit, bin.path.to_str().unwrap());
+        let out = common::run_with_own_budget(cmd.arg("doctor"), |out| {
+            ring_fits && common::ring_did_not_fit(out)
+        });
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stdout).into_owned(),
         )
     };
 
-    let (code, stdout) = doctor(65536);
+    let (code, stdout) = doctor(65536, true);
     assert_eq!(code, Some(1), "{stdout}");
     assert!(
         stdout.contains("FAIL  register_buffers   1 MiB failed with ENOMEM"),
@@ -114,7 +116,7 @@ fn doctor_explains_a_small_memlock_limit() {
     // only the others refuse even to create a ring under a limit of 0.
     let version = uring_book::system::kernel_version().unwrap();
     if !((5, 12)..(6, 14)).contains(&version) {
-        let (code, stdout) = doctor(0);
+        let (code, stdout) = doctor(0, false);
         assert_eq!(code, Some(1), "{stdout}");
         assert!(
             stdout.contains("FAIL  io_uring_setup     failed with ENOMEM"),

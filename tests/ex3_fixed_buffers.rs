@@ -84,10 +84,8 @@ fn a_small_memlock_limit_without_cap_ipc_lock_is_one_line_with_the_remedy() {
     // The child gets a 64 KiB RLIMIT_MEMLOCK and no CAP_IPC_LOCK, which would
     // exempt it from the limit.
     let bin = common::bin_for_any_user();
-    let out = common::memlock_limited(65536, bin.path.to_str().unwrap())
-        .arg("3")
-        .output()
-        .expect("setpriv and prlimit (util-linux) are needed for this test");
+    let mut cmd = common::memlock_limited(65536, bin.path.to_str().unwrap());
+    let out = common::run_with_own_budget(cmd.arg("3"), common::ring_did_not_fit);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -118,10 +116,9 @@ fn cap_ipc_lock_inside_a_user_namespace_is_explained() {
     // As root, `memlock_limited` switches to a user of its own (whose charges
     // no other test shares) and that user creates the namespace.
     let bin = common::bin_for_any_user();
-    let out = common::memlock_limited(65536, "unshare")
-        .args(["--user", "--map-root-user", bin.path.to_str().unwrap(), "3"])
-        .output()
-        .unwrap();
+    let mut cmd = common::memlock_limited(65536, "unshare");
+    cmd.args(["--user", "--map-root-user", bin.path.to_str().unwrap(), "3"]);
+    let out = common::run_with_own_budget(&mut cmd, common::ring_did_not_fit);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");

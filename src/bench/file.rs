@@ -366,13 +366,18 @@ pub fn rand_read_threads(
                     let mut latencies = Latencies::new();
                     // One clock read per read, as the io_uring loop takes one
                     // per round: each read starts when the previous one ended.
+                    // At least one read each, even when a loaded machine starts
+                    // the thread only after `duration` has passed.
                     let mut last = Instant::now();
-                    while !stop.load(Ordering::Relaxed) {
+                    loop {
                         let offset = rng.below(blocks) * BLOCK as u64;
                         file.read_exact_at(buf.as_mut_slice(), offset)?;
                         let now = Instant::now();
                         latencies.record(now - last);
                         last = now;
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
                     }
                     Ok(latencies)
                 })

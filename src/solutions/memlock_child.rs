@@ -54,25 +54,6 @@ pub struct BinForAnyUser {
     _dir: Option<uring_book::cleanup::TempDir>,
 }
 
-/// Waits until `path` can be executed. A thread that forks while the copy is
-/// open for writing gives its child that descriptor until the child execs,
-/// and exec(2) of a file open for writing fails with ETXTBSY: under load, a
-/// child would then exit 126 instead of running the copy.
-fn wait_until_executable(path: &Path) -> io::Result<()> {
-    let start = std::time::Instant::now();
-    loop {
-        match std::process::Command::new(path).arg("--version").output() {
-            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
-                if start.elapsed().as_secs() >= 30 {
-                    return Err(e);
-                }
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            other => return other.map(drop),
-        }
-    }
-}
-
 /// `bin`, or as root a copy of it in a temporary directory that any user can
 /// enter: [`memlock_limited`] runs it as another user, who may not be able to
 /// reach the checkout's target directory. The copy is removed on drop.
@@ -88,9 +69,21 @@ pub fn bin_for_any_user(bin: &Path) -> io::Result<BinForAnyUser> {
     let path = dir
         .path()
         .join(bin.file_name().unwrap_or("program".as_ref()));
-    std::fs::copy(bin, &path)?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
-    wait_until_executable(&path)?;
+    // Copied by another process: had this one opened the copy for writing, a
+    // child forked meanwhile by another thread could still hold that
+    // descriptor when the copy runs, and exec would fail with ETXTBSY.
+    let copied = std::process::Command::new("install")
+        .args(["-m", "0755"])
+        .arg(bin)
+        .arg(&path)
+        .status()?;
+    if !copied.success() {
+        return Err(io::Error::other(format!(
+            "install(1) could not copy {} to {}",
+            bin.display(),
+            path.display()
+        )));
+    }
     Ok(BinForAnyUser {
         path,
         _dir: Some(dir),
