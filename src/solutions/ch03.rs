@@ -221,7 +221,7 @@ pub mod o_direct {
         let path = tmp.path();
         // Written through the page cache and flushed to the disk; every
         // O_DIRECT read below then goes to the device.
-        let mut file = File::create(&path)?;
+        let mut file = File::create(path)?;
         for block in 0..BLOCKS {
             file.write_all(&pattern(block))?;
         }
@@ -230,7 +230,7 @@ pub mod o_direct {
         let file = File::options()
             .read(true)
             .custom_flags(libc::O_DIRECT)
-            .open(&path)
+            .open(path)
             .map_err(|e| match e.raw_os_error() {
                 Some(libc::EINVAL) => anyhow!(
                     "{} ({on}) refuses O_DIRECT (EINVAL): pass --dir on another disk",
