@@ -108,7 +108,7 @@ pub async fn write_file(path: &Path) -> anyhow::Result<()> {
 }
 // ANCHOR_END: write
 
-// ANCHOR: read
+// ANCHOR: read_chunk
 /// Reads `len` bytes at `pos`, retrying short reads; EOF first is an error.
 async fn read_chunk(file: Rc<File>, pos: u64, len: usize) -> io::Result<Vec<u8>> {
     let mut buf = Vec::with_capacity(len);
@@ -126,7 +126,9 @@ async fn read_chunk(file: Rc<File>, pos: u64, len: usize) -> io::Result<Vec<u8>>
     }
     Ok(buf)
 }
+// ANCHOR_END: read_chunk
 
+// ANCHOR: read_back
 /// Reads the file back, one task per chunk, and checks every byte.
 pub async fn read_back(path: &Path) -> anyhow::Result<()> {
     let file = File::open(path)
@@ -158,7 +160,7 @@ pub async fn read_back(path: &Path) -> anyhow::Result<()> {
         .await?;
     Ok(())
 }
-// ANCHOR_END: read
+// ANCHOR_END: read_back
 
 // ANCHOR: loud_buf
 /// A buffer that says when it is freed.

@@ -157,7 +157,9 @@ pub async fn serve(listener: TcpListener, stats: Rc<Stats>, quiet: bool) -> io::
         });
     }
 }
+// ANCHOR_END: serve
 
+// ANCHOR: accept_errors
 /// Errors of one pending connection, not of the listener. accept(2) asks to
 /// treat the network errors it passes on like EAGAIN.
 pub fn is_per_connection(err: &io::Error) -> bool {
@@ -177,7 +179,7 @@ pub fn is_out_of_resources(err: &io::Error) -> bool {
     let exhausted = [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM];
     err.raw_os_error().is_some_and(|e| exhausted.contains(&e))
 }
-// ANCHOR_END: serve
+// ANCHOR_END: accept_errors
 
 // ANCHOR: echo
 /// Echoes until the client shuts down its sending side; returns the bytes.
