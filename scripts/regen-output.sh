@@ -119,7 +119,7 @@ show ch05-demo "$rbin" 5 --demo
 
 # A step that fails below must not leave its server holding the port.
 server=
-trap '[[ -n $server ]] && kill "$server" 2>/dev/null; true' EXIT
+trap '[[ -z $server ]] || kill "$server" 2>/dev/null || true' EXIT
 
 # A server on the default port, a client with nc, then Ctrl-C (SIGINT).
 server_log=$(mktemp)
@@ -210,6 +210,7 @@ addr=$(sed -n 's/^listening on //p' "$server_log")
 show ch08-client-1000 "$rbin" echo-client --addr "$addr" --conns 1000 --secs 5
 kill -INT "$server"
 wait "$server"
+server=
 {
     echo '$ cargo run --release -- 8 --quiet --addr 127.0.0.1:0'
     sed 's/^SIGINT: stopping$/^CSIGINT: stopping/' "$server_log"
