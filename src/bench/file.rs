@@ -617,7 +617,9 @@ fn on_fresh_thread<T: Send>(f: impl FnOnce() -> T + Send) -> T {
 /// without blocking were handed to them. Workers stay a while after their
 /// last request, so counting at the end of a run sees them. An SQPOLL ring's
 /// poller (`iou-sqp-<our tid>`) submits with an io-wq of its own, whose
-/// workers are named after the poller: they count too.
+/// workers are named after the poller: they count too. In a container, where
+/// the names carry pids this process cannot see, it counts every worker of
+/// the process.
 pub fn io_wq_workers() -> u32 {
     // SAFETY: gettid has no preconditions.
     let me = unsafe { libc::gettid() }.to_string();
@@ -634,6 +636,21 @@ pub fn io_wq_workers() -> u32 {
             ))
         })
         .collect();
+    // The kernel names these threads with the pid of the initial PID
+    // namespace. Inside a container that is not the tid this process sees,
+    // so no name matches: count every worker of the process instead.
+    let named_elsewhere = threads.iter().any(|(_, comm)| {
+        let owner = comm
+            .strip_prefix("iou-wrk-")
+            .or_else(|| comm.strip_prefix("iou-sqp-"));
+        owner.is_some_and(|o| !threads.iter().any(|(tid, _)| tid == o))
+    });
+    if named_elsewhere {
+        return threads
+            .iter()
+            .filter(|(_, comm)| comm.starts_with("iou-wrk-"))
+            .count() as u32;
+    }
     let pollers = threads
         .iter()
         .filter(|(_, comm)| *comm == format!("iou-sqp-{me}"));
