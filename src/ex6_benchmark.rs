@@ -303,8 +303,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         bar.inc(1);
     }
     bar.finish_and_clear();
+    // Notes come before the quick summary too, so they fit its narrower page.
     for note in &run.notes {
-        println!("{}", report::wrap(&format!("note: {note}"), WIDTH));
+        let note = format!("note: {note}");
+        println!("{}", report::wrap(&note, brief::WIDTH));
     }
     output(&run.records, args)
 }
