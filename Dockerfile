@@ -1,7 +1,7 @@
 # The uring-book development image: Rust, liburing, fio, mdBook and just.
 # Use it through the Justfile (`just up`, `just test`), which passes your uid
 # and gid; docker-compose.yml adds the seccomp profile io_uring needs, the
-# resource limits and the published ports. See book/src/ch00-environment.md.
+# resource limits and the published ports. See book/src/appendix-kernel-says-no.md.
 FROM rust:1-bookworm
 
 # Extra CA certificates, for a network whose TLS passes a proxy (a corporate

@@ -51,9 +51,9 @@ capture() {
     fi
 }
 
-# --- Chapter 0: the environment ---
-capture ch00-ring ok "$examples/ch00_ring"
-capture ch00-probe ok "$examples/ch00_probe"
+# --- Chapter 0: the environment, and Appendix A: when the kernel says no ---
+capture appendix-a-ring ok "$examples/appendix_a_ring"
+capture appendix-a-probe ok "$examples/appendix_a_probe"
 capture doctor ok "$bin" doctor
 capture doctor-memlock fail setpriv --inh-caps=-ipc_lock --bounding-set=-ipc_lock \
     prlimit --memlock=65536 "$bin" doctor

@@ -9,8 +9,8 @@ use std::io;
 
 use uring_book::system;
 
-/// Where to read more: chapter 0 of the book.
-pub const CHAPTER_0: &str = "book/src/ch00-environment.md";
+/// Where to read more: the book's Appendix A, "When the kernel says no".
+pub const APPENDIX_A: &str = "book/src/appendix-kernel-says-no.md";
 
 /// The reason io_uring_setup(2) failed with `err`, with the remedy, as one line.
 pub fn explain_setup_failure(err: &io::Error) -> String {
@@ -29,7 +29,7 @@ pub fn setup_failure_reason(err: &io::Error) -> String {
         libc::EACCES => format!(
             "a Linux security module refused it; SELinux answers EACCES where its \
              policy denies io_uring. Fix: find the denial in the audit log (`ausearch \
-             -m avc -ts recent`) and allow io_uring in the policy. See {CHAPTER_0}"
+             -m avc -ts recent`) and allow io_uring in the policy. See {APPENDIX_A}"
         ),
         libc::ENOSYS => enosys_reason(
             system::seccomp_mode(),
@@ -74,7 +74,8 @@ fn explain_eperm() -> String {
     }
     format!(
         "neither a seccomp filter nor the io_uring_disabled sysctl; another \
-         security layer (a BPF LSM, a sandbox such as gVisor) refuses it. See {CHAPTER_0}"
+         security layer (a BPF LSM, a sandbox such as gVisor) refuses it. \
+         See {APPENDIX_A}"
     )
 }
 // ANCHOR_END: eperm

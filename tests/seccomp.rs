@@ -1,4 +1,4 @@
-//! The seccomp story of chapter 0, checked natively and in the container.
+//! The seccomp story of the book's Appendix A, checked natively and in the container.
 //!
 //! `docker/seccomp-io_uring.json` is Docker's default profile with io_uring
 //! allowed. Here it is compiled to BPF with seccompiler and installed in a
