@@ -497,7 +497,7 @@ pub const ROWS: &[Row] = &[
         name: "`IORING_REGISTER_PBUF_RING` (`register_buf_ring_with_flags`)",
         kind: Kind::Register,
         since: (5, 19),
-        uses: &[N(8)],
+        uses: &[O(3), N(8)],
         man: debian!("io_uring_register_buf_ring"),
         check: Check::Trial(checks::register_buf_ring),
     },
