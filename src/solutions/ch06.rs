@@ -96,16 +96,20 @@ pub mod depths {
         }
     }
 
-    /// The first depth whose reads per second are no higher than the depth's
-    /// before it, by the tie rule: from there, more depth stops paying.
+    /// The first depth that the deepest one does not beat by the tie rule:
+    /// from there, more depth stops paying. `None` if only the deepest.
     pub fn flat_from(points: &[Point]) -> Option<&Point> {
-        let pays = |w: &[Point]| compare(&w[1].iops, &w[0].iops) == Verdict::Higher;
-        points.windows(2).find(|w| !pays(w)).map(|w| &w[0])
+        let (last, rest) = points.split_last()?;
+        rest.iter()
+            .find(|p| compare(&last.iops, &p.iops) != Verdict::Higher)
     }
 
-    /// `12345 (runs 12000 to 13000)`.
+    /// `12345 reads/s (runs 12000 to 13000)`.
     pub fn show(s: &Spread) -> String {
-        format!("{:.0} (runs {:.0} to {:.0})", s.median, s.min, s.max)
+        format!(
+            "{:.0} reads/s (runs {:.0} to {:.0})",
+            s.median, s.min, s.max
+        )
     }
 }
 
@@ -121,12 +125,14 @@ pub mod another_device {
         println!("expect: more depth pays until the device's queues are full");
         let points = sweep(&args.dir, &[1, 4, 16], 3)?;
         for p in &points {
-            println!("  depth {:>2}: {} reads/s", p.depth, show(&p.iops));
+            println!("  depth {:>2}: {}", p.depth, show(&p.iops));
             ensure!(p.iops.min > 0.0, "no read completed at depth {}", p.depth);
         }
         match flat_from(&points) {
-            Some(p) => println!("more depth stops paying after depth {}", p.depth),
-            None => println!("every step of depth paid, up to 16"),
+            Some(p) => {
+                println!("depth 16 is a tie with depth {}: no gain past it", p.depth)
+            }
+            None => println!("depth 16 beat every shallower depth: it still paid"),
         }
         let dir = args.dir.display();
         println!("by hand: cargo run --release -- 6 --workloads direct --dir {dir}");
@@ -149,32 +155,27 @@ pub mod finer_depths {
         println!("  depth    reads/s   p50 µs   p99 µs   in flight (reads/s × mean)");
         for p in &points {
             let (rate, p50, p99) = (p.iops.median, p.p50_us.median, p.p99_us.median);
-            let busy = p.in_flight.median;
-            println!(
-                "  {:>5} {rate:>10.0} {p50:>8.0} {p99:>8.0}   {busy:.1}",
-                p.depth
-            );
+            let (depth, busy) = (p.depth, p.in_flight.median);
+            println!("  {depth:>5} {rate:>10.0} {p50:>8.0} {p99:>8.0}   {busy:.1}");
             // Little's law: the loop keeps `depth` reads in flight all along.
-            let near = (busy - p.depth as f64).abs() <= 0.25 * p.depth as f64;
+            let near = (busy - depth as f64).abs() <= 0.25 * depth as f64;
             ensure!(
                 near,
-                "{busy:.1} in flight at depth {}: not Little's law",
-                p.depth
+                "{busy:.1} in flight at depth {depth}, not Little's law"
             );
         }
-        if let Some(flat) = flat_from(&points) {
-            let last = points.last().expect("depths");
-            let grew = last.p50_us.median / flat.p50_us.median;
-            let deeper = last.depth as f64 / flat.depth as f64;
-            print!(
-                "reads/s stop rising beyond the spread after depth {}; ",
-                flat.depth
-            );
-            println!("from there, depth x{deeper:.0} and p50 x{grew:.1}");
+        let last = points.last().expect("depths");
+        match flat_from(&points) {
+            Some(flat) => {
+                let (d, grew) = (flat.depth, last.p50_us.median / flat.p50_us.median);
+                println!("reads/s at depth 64 are a tie with depth {d}'s;");
+                println!("from {d} to 64 the p50 latency grew x{grew:.1}");
+            }
+            None => println!("reads/s still rose up to depth 64"),
         }
-        let by_hand =
-            "cargo run --release -- 6 --workloads direct --depths 1,2,4,8,16,32,64";
-        println!("by hand: {by_hand} --dir {}", args.dir.display());
+        let by_hand = "cargo run --release -- 6 --workloads direct";
+        println!("by hand: {by_hand} --dir {} \\", args.dir.display());
+        println!("             --depths 1,2,4,8,16,32,64");
         Ok(())
     }
     // ANCHOR_END: finer_depths
@@ -312,9 +313,9 @@ pub mod profile {
         }
         for (engine, runs) in engines.iter().zip(&profiles) {
             let top: Vec<String> = (runs[0].hottest.iter().take(3))
-                .map(|(f, s)| format!("{f} {s:.1} %"))
+                .map(|(f, s)| format!("  {s:>4.1} %  {f}"))
                 .collect();
-            println!("{engine}, hottest of run 1: {}", top.join(", "));
+            println!("{engine}, hottest in run 1:\n{}", top.join("\n"));
         }
         for name in WATCHED {
             // Absent from the 8 hottest: at least 0, at most the 8th's share.
@@ -324,11 +325,11 @@ pub mod profile {
             let coop =
                 Spread::of(profiles[1].iter().filter_map(most)).context("no runs")?;
             let verdict = match compare(&plain, &coop) {
-                Verdict::Higher => "more in the plain ring, every run",
-                _ => "not clearly more in the plain ring: a tie",
+                Verdict::Higher => "more without coop, every run",
+                _ => "a tie",
             };
             let (p, c) = (plain.median, coop.median);
-            println!("{name}: {p:.1} % against at most {c:.1} %: {verdict}");
+            println!("{name}: {p:.1} %, with coop at most {c:.1} %: {verdict}");
         }
         println!("by hand: the commands of \"Where the plain ring's time goes\"");
         Ok(())
