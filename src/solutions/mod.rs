@@ -22,6 +22,8 @@ use clap::{ArgMatches, Args, Command, FromArgMatches};
 pub mod ch01;
 pub mod ch02;
 pub mod ch03;
+pub mod ch07;
+pub mod ch08;
 pub mod memlock_child;
 pub mod trace;
 
@@ -113,6 +115,27 @@ pub const SOLUTIONS: &[Solution] = &[
         "3.3",
         "Close it and read it anyway: a registered file outlives its descriptor",
         ch03::closed_file::run
+    ),
+    solution!(
+        "7.1",
+        "Hard links in the copy: a short read from a pipe, and a write that ran anyway",
+        ch07::hard_links::run
+    ),
+    solution!(
+        "7.2",
+        "More in flight: the linked copy with 1, 4 and 16 pairs, and 1 MiB blocks",
+        ch07::more_in_flight::run,
+        ch07::more_in_flight::Args
+    ),
+    solution!(
+        "7.3",
+        "A deadline on work: a LinkTimeout on an fsync, and on a receive",
+        ch07::deadline_on_work::run
+    ),
+    solution!(
+        "7.4",
+        "Synchronous cancel: register_sync_cancel for every receive on a socket",
+        ch07::sync_cancel::run
     ),
 ];
 
