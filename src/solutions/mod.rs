@@ -25,6 +25,7 @@ pub mod ch03;
 pub mod ch07;
 pub mod ch08;
 pub mod memlock_child;
+pub mod small_echo;
 pub mod trace;
 
 /// One solution: the exercise it solves, a one-line summary, how to run it.
@@ -136,6 +137,16 @@ pub const SOLUTIONS: &[Solution] = &[
         "7.4",
         "Synchronous cancel: register_sync_cancel for every receive on a socket",
         ch07::sync_cancel::run
+    ),
+    solution!(
+        "8.1",
+        "Incremental buffers: one large buffer for many small messages",
+        ch08::incremental::run
+    ),
+    solution!(
+        "8.2",
+        "Bundles: several buffers in one receive CQE",
+        ch08::bundles::run
     ),
 ];
 
