@@ -116,7 +116,12 @@ pub enum Stage {
 // ANCHOR: after_pair
 /// What follows a pair whose two CQEs are in: `Idle` when all `len` bytes
 /// were copied, `Rest` when some are still to be written or read.
-pub fn after_pair(offset: u64, len: usize, read: i32, write: i32) -> anyhow::Result<Stage> {
+pub fn after_pair(
+    offset: u64,
+    len: usize,
+    read: i32,
+    write: i32,
+) -> anyhow::Result<Stage> {
     if read < 0 {
         let err = diagnose::errno_text(&diagnose::cqe_error(read));
         bail!("the read at offset {offset} failed: {err}");

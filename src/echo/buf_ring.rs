@@ -133,7 +133,9 @@ impl BufRing {
     ) -> io::Result<()> {
         let addr = self.entries.ptr as u64;
         // SAFETY: as in `register`.
-        unsafe { submitter.register_buf_ring_with_flags(addr, self.count, group, flags)? };
+        unsafe {
+            submitter.register_buf_ring_with_flags(addr, self.count, group, flags)?
+        };
         self.group = Some(group);
         Ok(())
     }

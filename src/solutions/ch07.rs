@@ -54,29 +54,40 @@ pub mod hard_links {
     }
     // ANCHOR_END: from_pipe
 
-    // ANCHOR: run
+    // ANCHOR: hard_links
     pub fn run() -> anyhow::Result<()> {
         let mut ring = ex7::ring(4)?;
         println!("one pair, a 64 KiB read from a pipe that holds 4 KiB:");
-        for (name, pair) in [("IO_LINK", linked_pair as Pair), ("IO_HARDLINK", hard_pair)] {
+        for (name, pair) in [("IO_LINK", linked_pair as Pair), ("IO_HARDLINK", hard_pair)]
+        {
             let (read, write, copy) = one_pair(&mut ring, pair)?;
             let unread = copy.iter().filter(|&&b| b == b'?').count();
-            println!("  {name:<11} read res={read}, write res={}", res_text(write));
-            println!("  {:<11} the copy: {} bytes, {unread} never read", "", copy.len());
+            println!(
+                "  {name:<11} read res={read}, write res={}",
+                res_text(write)
+            );
+            println!(
+                "  {:<11} the copy: {} bytes, {unread} never read",
+                "",
+                copy.len()
+            );
             match after_pair(0, BLOCK, read, write) {
                 Ok(next) => println!("  {:<11} after_pair: {next:?}", ""),
                 Err(refused) => println!("  {:<11} after_pair refuses: {refused}", ""),
             }
             let hard = name == "IO_HARDLINK";
             ensure!(read == IN_PIPE as i32, "the read returned {read}, not 4096");
-            ensure!(hard == (write == BLOCK as i32), "{name}: the write returned {write}");
+            ensure!(
+                hard == (write == BLOCK as i32),
+                "{name}: the write returned {write}"
+            );
             ensure!(hard == after_pair(0, BLOCK, read, write).is_err(), "{name}");
         }
         println!("repeat it by hand: set IO_HARDLINK in linked_pair, then");
         println!("  cargo run -- 7 chain");
         Ok(())
     }
-    // ANCHOR_END: run
+    // ANCHOR_END: hard_links
 }
 
 /// Exercise 7.2: the linked copy with 1, 4 and 16 pairs in flight, and
@@ -120,52 +131,70 @@ pub mod more_in_flight {
         let bytes = copy_with(Method::Linked, src, dst, block_kib << 10, pairs)?;
         let secs = start.elapsed().as_secs_f64();
         if check {
-            ensure!(copy::verify(src, dst)?.equal(), "the copy differs from its source");
+            ensure!(
+                copy::verify(src, dst)?.equal(),
+                "the copy differs from its source"
+            );
         }
         std::fs::remove_file(dst)?; // no run writes back the last one's pages
         Ok(bytes as f64 / (1 << 20) as f64 / secs)
     }
     // ANCHOR_END: one_copy
 
-    // ANCHOR: run
+    /// Every setting's runs, cold then warm: `runs[cache][setting]`, MiB/s.
+    fn measure(
+        args: &Args,
+        src: &Path,
+        dst: &Path,
+    ) -> anyhow::Result<[Vec<Vec<f64>>; 2]> {
+        let n = SETTINGS.len();
+        let mut runs = [vec![Vec::new(); n], vec![Vec::new(); n]];
+        for rep in 0..args.repeats.max(2) {
+            for (c, cache) in [Cache::Cold, Cache::Warm].into_iter().enumerate() {
+                // The order rotates, so that a slow moment hits every setting.
+                for i in (0..n).map(|i| (i + rep) % n) {
+                    let mib_s = one_copy((src, dst), cache, SETTINGS[i], rep == 0)?;
+                    runs[c][i].push(mib_s);
+                }
+            }
+        }
+        Ok(runs)
+    }
+
+    // ANCHOR: more_in_flight
     pub fn run(args: &Args) -> anyhow::Result<()> {
         let dir = uring_book::cleanup::tempdir_in(std::env::temp_dir(), "sol-7-2")?;
         let (src, dst) = (dir.path().join("source"), dir.path().join("copy"));
         copy::write_test_file(&src, args.size_mib << 20)?;
-        let n = SETTINGS.len();
-        let mut runs = vec![Vec::new(); 2 * n];
-        for rep in 0..args.repeats.max(2) {
-            for (c, cache) in [Cache::Cold, Cache::Warm].into_iter().enumerate() {
-                for i in (0..n).map(|i| (i + rep) % n) {
-                    let mib_s = one_copy((&src, &dst), cache, SETTINGS[i], rep == 0)?;
-                    runs[c * n + i].push(mib_s);
-                }
-            }
-        }
-        println!("the linked copy of {} MiB, {} runs each:", args.size_mib, runs[0].len());
+        let runs = measure(args, &src, &dst)?;
+        println!(
+            "the linked copy of {} MiB, {} runs each:",
+            args.size_mib,
+            runs[0][0].len()
+        );
         println!("  cache  pairs  block     MiB/s (lowest-highest)");
-        for (c, cache) in ["cold", "warm"].into_iter().enumerate() {
-            let spread = |i: usize| Spread::of(runs[c * n + i].clone()).expect("runs");
-            let base = spread(0);
-            for (i, (pairs, kib)) in SETTINGS.into_iter().enumerate() {
-                let s = spread(i);
-                let verdict = match compare(&s, &base) {
-                    _ if i == 0 => "exercise 7's default".to_string(),
+        for (cache, runs) in ["cold", "warm"].into_iter().zip(runs) {
+            let spreads: Vec<Spread> = runs.into_iter().filter_map(Spread::of).collect();
+            for ((pairs, kib), s) in SETTINGS.into_iter().zip(&spreads) {
+                let verdict = match compare(s, &spreads[0]) {
+                    _ if std::ptr::eq(s, &spreads[0]) => "exercise 7's default".into(),
                     Verdict::Higher | Verdict::Lower => {
-                        format!("{:.2}x the default", s.median / base.median)
+                        format!("{:.2}x the default", s.median / spreads[0].median)
                     }
                     Verdict::Tie | Verdict::OneRun => "a tie with the default".into(),
                 };
-                let range = format!("({:.0}-{:.0})", s.min, s.max);
-                let block = format!("{kib} KiB");
-                let median = s.median;
-                println!("  {cache:<5}  {pairs:>5}  {block:<8} {median:>6.0} {range:<11} {verdict}");
+                let (block, range) =
+                    (format!("{kib} KiB"), format!("({:.0}-{:.0})", s.min, s.max));
+                println!(
+                    "  {cache:<5}  {pairs:>5}  {block:<8} {:>6.0} {range:<11} {verdict}",
+                    s.median
+                );
             }
         }
         println!("repeat it by hand: cargo run --release -- 7 bench --pairs 1");
         Ok(())
     }
-    // ANCHOR_END: run
+    // ANCHOR_END: more_in_flight
 }
 
 /// Exercise 7.3: `cancel_running` with a `LinkTimeout` on the fsync instead
@@ -212,7 +241,10 @@ pub mod deadline_on_work {
     // ANCHOR_END: fsync_deadline
 
     /// The same deadline on a receive that would wait for ever.
-    fn recv_with_deadline(ring: &mut IoUring, limit: Duration) -> anyhow::Result<Vec<Cqe>> {
+    fn recv_with_deadline(
+        ring: &mut IoUring,
+        limit: Duration,
+    ) -> anyhow::Result<Vec<Cqe>> {
         let (ours, _peer) = UnixStream::pair()?;
         let mut buf = vec![0u8; 64];
         let fd = types::Fd(ours.as_raw_fd());
@@ -227,7 +259,7 @@ pub mod deadline_on_work {
         Ok(ex7::complete(ring, 2, (buf, ours, limit))?.0)
     }
 
-    // ANCHOR: run
+    // ANCHOR: deadline_on_work
     pub fn run() -> anyhow::Result<()> {
         let version = uring_book::system::kernel_version();
         if version.is_some_and(|v| v < (6, 15)) {
@@ -236,25 +268,41 @@ pub mod deadline_on_work {
         let mut ring = ex7::ring(8)?;
         let dir = uring_book::cleanup::tempdir()?;
         let (cqes, took) = fsync_with_deadline(&mut ring, dir.path(), LIMIT)?;
-        println!("an fsync of {} MiB of dirty pages, linked to a 1 ms LinkTimeout:", FSYNC_BYTES >> 20);
+        println!(
+            "an fsync of {} MiB of dirty pages, linked to a 1 ms LinkTimeout:",
+            FSYNC_BYTES >> 20
+        );
         show(&cqes, "the fsync", "the timer");
-        println!("  the fsync's CQE came after {:.1} ms", took.as_secs_f64() * 1e3);
+        println!(
+            "  the fsync's CQE came after {:.1} ms",
+            took.as_secs_f64() * 1e3
+        );
         let (fsync, timer) = (ex7::find(&cqes, 1)?.res, ex7::find(&cqes, 2)?.res);
-        ensure!(fsync == 0 && timer == -libc::ECANCELED, "the timer interrupted the fsync");
+        ensure!(
+            fsync == 0 && timer == -libc::ECANCELED,
+            "the timer interrupted the fsync"
+        );
         let cqes = recv_with_deadline(&mut ring, LIMIT)?;
         println!("a Recv that waits for data, linked to the same LinkTimeout:");
         show(&cqes, "the recv", "the timer");
         let (recv, timer) = (ex7::find(&cqes, 1)?.res, ex7::find(&cqes, 2)?.res);
-        ensure!(recv == -libc::ECANCELED && timer == -libc::ETIME, "the wait outlived the timer");
+        ensure!(
+            recv == -libc::ECANCELED && timer == -libc::ETIME,
+            "the wait outlived the timer"
+        );
         println!("repeat it by hand: cargo run -- solution 7.3");
         Ok(())
     }
-    // ANCHOR_END: run
+    // ANCHOR_END: deadline_on_work
 
     fn show(cqes: &[Cqe], one: &str, two: &str) {
         for c in cqes {
             let name = if c.user_data == 1 { one } else { two };
-            println!("  cqe user_data={} res={:<16} {name}", c.user_data, res_text(c.res));
+            println!(
+                "  cqe user_data={} res={:<16} {name}",
+                c.user_data,
+                res_text(c.res)
+            );
         }
     }
 }
@@ -273,15 +321,23 @@ pub mod sync_cancel {
     // ANCHOR: cancel_fd_sync
     /// Three receives on one socket (user_data 1-3), cancelled by one call
     /// that returns once they are done: no cancel SQE, no cancel CQE.
-    pub fn cancel_fd_all_sync(ring: &mut IoUring, sock: &UnixStream) -> anyhow::Result<Vec<Cqe>> {
+    pub fn cancel_fd_all_sync(
+        ring: &mut IoUring,
+        sock: &UnixStream,
+    ) -> anyhow::Result<Vec<Cqe>> {
         let fd = Fd(sock.as_raw_fd());
         let mut bufs = vec![vec![0u8; 64]; 3];
         let recvs: Vec<_> = (1..)
             .zip(&mut bufs)
-            .map(|(ud, b)| opcode::Recv::new(fd, b.as_mut_ptr(), 64).build().user_data(ud))
+            .map(|(ud, b)| {
+                opcode::Recv::new(fd, b.as_mut_ptr(), 64)
+                    .build()
+                    .user_data(ud)
+            })
             .collect();
         // SAFETY: `bufs` goes to `complete` below, or is leaked.
-        unsafe { ring.submission().push_multiple(&recvs) }.map_err(|_| anyhow!("full"))?;
+        unsafe { ring.submission().push_multiple(&recvs) }
+            .map_err(|_| anyhow!("full"))?;
         let bufs = ex7::submit(ring, bufs)?; // the call sees only what the kernel has
         let all = CancelBuilder::fd(fd).all();
         if let Err(err) = ring.submitter().register_sync_cancel(None, all) {
@@ -299,7 +355,7 @@ pub mod sync_cancel {
         answer.err().and_then(|e| e.raw_os_error()) != Some(libc::EINVAL)
     }
 
-    // ANCHOR: run
+    // ANCHOR: sync_cancel
     pub fn run() -> anyhow::Result<()> {
         let mut ring = ex7::ring(8)?;
         if !has_sync_cancel(&ring) {
@@ -311,14 +367,19 @@ pub mod sync_cancel {
         for c in &cqes {
             println!("  cqe user_data={} res={}", c.user_data, res_text(c.res));
         }
-        ensure!(cqes.iter().all(|c| c.res == -libc::ECANCELED), "a Recv was not cancelled");
+        ensure!(
+            cqes.iter().all(|c| c.res == -libc::ECANCELED),
+            "a Recv was not cancelled"
+        );
         let mut ids: Vec<u64> = cqes.iter().map(|c| c.user_data).collect();
         ids.sort();
         ensure!(ids == [1, 2, 3], "the CQEs were for {ids:?}");
         ensure!(ring.completion().is_empty(), "a fourth CQE came");
-        println!("  three CQEs, all the receives' own: the call itself reported the cancel");
+        println!(
+            "  three CQEs, all the receives' own: the call itself reported the cancel"
+        );
         println!("repeat it by hand: cargo run -- solution 7.4");
         Ok(())
     }
-    // ANCHOR_END: run
+    // ANCHOR_END: sync_cancel
 }

@@ -148,6 +148,17 @@ pub const SOLUTIONS: &[Solution] = &[
         "Bundles: several buffers in one receive CQE",
         ch08::bundles::run
     ),
+    solution!(
+        "8.3",
+        "A send timeout: a LinkTimeout on every send closes a client that stops reading",
+        ch08::send_timeout::run
+    ),
+    solution!(
+        "8.4",
+        "Measure the CQ size: exercise 8's re-arms with a CQ of 64 and of 16384",
+        ch08::cq_size::run,
+        ch08::cq_size::Args
+    ),
 ];
 
 /// The solution with this id (`1.2`), if there is one.

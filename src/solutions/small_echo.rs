@@ -164,12 +164,20 @@ impl<P: Policy> Server<'_, P> {
         let tick = Timespec::from(Duration::from_millis(100));
         while self.counts.accepted < options.conns || !self.conns.is_empty() {
             if start.elapsed() > options.limit {
-                bail!("still serving {} connections after {:?}", self.conns.len(), options.limit);
+                bail!(
+                    "still serving {} connections after {:?}",
+                    self.conns.len(),
+                    options.limit
+                );
             }
             self.flush(ring)?;
             self.bufs.publish();
-            match ring.submitter().submit_with_args(1, &SubmitArgs::new().timespec(&tick)) {
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR)) => {}
+            match ring
+                .submitter()
+                .submit_with_args(1, &SubmitArgs::new().timespec(&tick))
+            {
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR)) => {
+                }
                 other => drop(other?),
             }
             let cqes: Vec<_> = ring
@@ -197,7 +205,9 @@ impl<P: Policy> Server<'_, P> {
             }
             // SAFETY: each SQE's memory (a connection's `out`, the policy's
             // timespec, the buffer ring) outlives its request.
-            while unsafe { ring.submission().push_multiple(&self.queue[i..i + n]) }.is_err() {
+            while unsafe { ring.submission().push_multiple(&self.queue[i..i + n]) }
+                .is_err()
+            {
                 ring.submit()?;
             }
             i += n;
@@ -206,7 +216,13 @@ impl<P: Policy> Server<'_, P> {
         Ok(())
     }
 
-    fn complete(&mut self, user_data: u64, res: i32, flags: u32, conns: u64) -> anyhow::Result<()> {
+    fn complete(
+        &mut self,
+        user_data: u64,
+        res: i32,
+        flags: u32,
+        conns: u64,
+    ) -> anyhow::Result<()> {
         let key = user_data as u32;
         match user_data >> 32 {
             ACCEPT => self.accepted(res, flags, conns),
@@ -233,7 +249,8 @@ impl<P: Policy> Server<'_, P> {
             failed: false,
         };
         self.conns.insert(key, conn);
-        self.queue.push(self.policy.recv(Fd(res)).user_data(ud(RECV, key)));
+        self.queue
+            .push(self.policy.recv(Fd(res)).user_data(ud(RECV, key)));
         if !cqueue::more(flags) && self.counts.accepted < conns {
             let accept = opcode::AcceptMulti::new(Fd(self.listener)).build();
             self.queue.push(accept.user_data(ud(ACCEPT, 0))); // it ended: again
@@ -242,9 +259,14 @@ impl<P: Policy> Server<'_, P> {
     }
 
     fn received(&mut self, key: u32, res: i32, flags: u32) -> anyhow::Result<()> {
-        let conn = self.conns.get_mut(&key).context("a receive for no connection")?;
+        let conn = self
+            .conns
+            .get_mut(&key)
+            .context("a receive for no connection")?;
         if res > 0 {
-            let used = self.policy.take(&mut self.bufs, res, flags, &mut conn.pending)?;
+            let used = self
+                .policy
+                .take(&mut self.bufs, res, flags, &mut conn.pending)?;
             self.counts.recv_cqes += 1;
             self.counts.buffers += used as u64;
             self.counts.bytes += res as u64;
@@ -262,7 +284,10 @@ impl<P: Policy> Server<'_, P> {
     }
 
     fn sent(&mut self, key: u32, res: i32) -> anyhow::Result<()> {
-        let conn = self.conns.get_mut(&key).context("a send for no connection")?;
+        let conn = self
+            .conns
+            .get_mut(&key)
+            .context("a send for no connection")?;
         conn.sending = false;
         if res > 0 {
             conn.out.drain(..res as usize);
@@ -291,10 +316,14 @@ impl<P: Policy> Server<'_, P> {
         }
         if !conn.out.is_empty() && !conn.failed {
             let len = conn.out.len() as u32;
-            let mut sqes = self.policy.send(Fd(conn.fd), conn.out.as_ptr(), len).into_iter();
+            let mut sqes = self
+                .policy
+                .send(Fd(conn.fd), conn.out.as_ptr(), len)
+                .into_iter();
             let send = sqes.next().context("a policy that sends nothing")?;
             self.queue.push(send.user_data(ud(SEND, key)));
-            self.queue.extend(sqes.map(|sqe| sqe.user_data(ud(AFTER_SEND, key))));
+            self.queue
+                .extend(sqes.map(|sqe| sqe.user_data(ud(AFTER_SEND, key))));
             conn.sending = true;
         } else if conn.eof {
             // Nothing in flight on it: no receive (eof), no send.
@@ -317,14 +346,17 @@ where
     P: Policy + Send + 'static,
 {
     // TCP_NODELAY, as exercise 8 sets it: a small send goes out at once.
-    let listener = uring_book::ex8_multishot_echo::listen("127.0.0.1:0".parse()?, 1)?.remove(0);
+    let listener =
+        uring_book::ex8_multishot_echo::listen("127.0.0.1:0".parse()?, 1)?.remove(0);
     let addr = listener.local_addr()?;
     let server = std::thread::spawn(move || {
         let counts = serve(&listener, &mut policy, options);
         counts.map(|counts| (counts, policy))
     });
     let clients = clients(addr);
-    let served = server.join().map_err(|_| anyhow::anyhow!("the server panicked"))?;
+    let served = server
+        .join()
+        .map_err(|_| anyhow::anyhow!("the server panicked"))?;
     let (counts, policy) = served?;
     Ok((counts, clients?, policy))
 }
