@@ -9,7 +9,7 @@ pub mod hard_links {
     use std::os::fd::{AsRawFd, RawFd};
 
     use anyhow::{anyhow, ensure};
-    use io_uring::{squeue, IoUring};
+    use io_uring::{opcode, squeue, types, IoUring};
     use uring_book::ex7_chains_deadlines_cancel::{self as ex7, res_text};
     use uring_book::ex7_linked_copy::{after_pair, linked_pair};
 
@@ -18,8 +18,15 @@ pub mod hard_links {
     /// Bytes written into the pipe before the pair runs.
     pub const IN_PIPE: usize = 4 << 10;
 
+    /// user_data as exercise 7's copy makes it: the slot, and which half.
+    fn tag(slot: usize, half: u64) -> u64 {
+        slot as u64 * 2 + half
+    }
+    const READ: u64 = 0;
+    const WRITE: u64 = 1;
+
     // ANCHOR: hard_pair
-    /// `linked_pair` with one change: the read carries `IO_HARDLINK`, so the
+    /// `linked_pair` with one change: `IO_HARDLINK` on the read, so the
     /// write runs whatever the read returned.
     pub fn hard_pair(
         src: RawFd,
@@ -28,8 +35,17 @@ pub mod hard_links {
         offset: u64,
         slot: usize,
     ) -> [squeue::Entry; 2] {
-        let [read, write] = linked_pair(src, dst, buf, offset, slot);
-        [read.flags(squeue::Flags::IO_HARDLINK), write]
+        let (ptr, len) = (buf.as_mut_ptr(), buf.len() as u32);
+        let read = opcode::Read::new(types::Fd(src), ptr, len)
+            .offset(offset)
+            .build()
+            .flags(squeue::Flags::IO_HARDLINK)
+            .user_data(tag(slot, READ));
+        let write = opcode::Write::new(types::Fd(dst), ptr, len)
+            .offset(offset)
+            .build()
+            .user_data(tag(slot, WRITE));
+        [read, write]
     }
     // ANCHOR_END: hard_pair
 
@@ -281,6 +297,11 @@ pub mod deadline_on_work {
         ensure!(
             fsync == 0 && timer == -libc::ECANCELED,
             "the timer interrupted the fsync"
+        );
+        let tmp = "put TMPDIR on a disk";
+        ensure!(
+            took > 2 * LIMIT,
+            "the fsync beat the deadline, so it shows nothing: {tmp}"
         );
         let cqes = recv_with_deadline(&mut ring, LIMIT)?;
         println!("a Recv that waits for data, linked to the same LinkTimeout:");
