@@ -215,11 +215,11 @@ fn a_registered_file_outlives_its_descriptor() {
 fn a_hard_link_writes_what_the_short_read_never_filled() {
     let out = ok(&["7.1"]);
     assert!(
-        out.contains("IO_LINK     read res=4096, write res=-125 (ECANCELED)"),
+        out.contains("IO_LINK: read res=4096, write res=-125 (ECANCELED)"),
         "{out}"
     );
     assert!(
-        out.contains("IO_HARDLINK read res=4096, write res=65536"),
+        out.contains("IO_HARDLINK: read res=4096, write res=65536"),
         "{out}"
     );
     assert!(

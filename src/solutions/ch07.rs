@@ -78,18 +78,11 @@ pub mod hard_links {
         {
             let (read, write, copy) = one_pair(&mut ring, pair)?;
             let unread = copy.iter().filter(|&&b| b == b'?').count();
-            println!(
-                "  {name:<11} read res={read}, write res={}",
-                res_text(write)
-            );
-            println!(
-                "  {:<11} the copy: {} bytes, {unread} never read",
-                "",
-                copy.len()
-            );
+            println!("  {name}: read res={read}, write res={}", res_text(write));
+            println!("    the copy: {} bytes, {unread} never read", copy.len());
             match after_pair(0, BLOCK, read, write) {
-                Ok(next) => println!("  {:<11} after_pair: {next:?}", ""),
-                Err(refused) => println!("  {:<11} after_pair refuses: {refused}", ""),
+                Ok(next) => println!("    after_pair: {next:?}"),
+                Err(refused) => println!("    after_pair refuses: {refused}"),
             }
             let hard = name == "IO_HARDLINK";
             ensure!(read == IN_PIPE as i32, "the read returned {read}, not 4096");
