@@ -172,7 +172,7 @@ pub mod more_in_flight {
 
     // ANCHOR: more_in_flight
     pub fn run(args: &Args) -> anyhow::Result<()> {
-        let dir = uring_book::cleanup::tempdir_in(std::env::temp_dir(), "sol-7-2")?;
+        let dir = uring_book::cleanup::tempdir()?;
         let (src, dst) = (dir.path().join("source"), dir.path().join("copy"));
         copy::write_test_file(&src, args.size_mib << 20)?;
         let runs = measure(args, &src, &dst)?;
