@@ -271,6 +271,15 @@ if want solutions; then
     capture sol-6-2 ok target/release/uring-book solution 6.2
     capture sol-6-3 ok target/release/uring-book solution 6.3
     capture sol-6-4 ok target/release/uring-book solution 6.4
+    capture sol-7-1 ok "$bin" solution 7.1
+    # 7.2 and 8.1 to 8.4 time what they do, or load a server: the release build.
+    capture sol-7-2 ok target/release/uring-book solution 7.2
+    capture sol-7-3 ok "$bin" solution 7.3
+    capture sol-7-4 ok "$bin" solution 7.4
+    capture sol-8-1 ok target/release/uring-book solution 8.1
+    capture sol-8-2 ok target/release/uring-book solution 8.2
+    capture sol-8-3 ok target/release/uring-book solution 8.3
+    capture sol-8-4 ok target/release/uring-book solution 8.4
 fi
 
 # Chapters 6 and 8: the benchmarks' reference runs (about eight and six

@@ -71,7 +71,7 @@ fn tag(slot: usize, half: u64) -> u64 {
 /// The two SQEs of one pair: read `buf.len()` bytes at `offset` into `buf`,
 /// then write `buf` to the same offset of `dst`. `IO_LINK` on the read makes
 /// the write wait for it, and cancels the write if the read fails or is short.
-fn linked_pair(
+pub fn linked_pair(
     src: RawFd,
     dst: RawFd,
     buf: &mut [u8],
@@ -94,7 +94,7 @@ fn linked_pair(
 
 /// What a slot's buffer is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stage {
+pub enum Stage {
     Idle,
     /// A linked pair for `len` bytes at `offset`, and its CQEs so far.
     Pair {
@@ -116,7 +116,12 @@ enum Stage {
 // ANCHOR: after_pair
 /// What follows a pair whose two CQEs are in: `Idle` when all `len` bytes
 /// were copied, `Rest` when some are still to be written or read.
-fn after_pair(offset: u64, len: usize, read: i32, write: i32) -> anyhow::Result<Stage> {
+pub fn after_pair(
+    offset: u64,
+    len: usize,
+    read: i32,
+    write: i32,
+) -> anyhow::Result<Stage> {
     if read < 0 {
         let err = diagnose::errno_text(&diagnose::cqe_error(read));
         bail!("the read at offset {offset} failed: {err}");

@@ -347,3 +347,116 @@ fn the_profile_compares_the_chapters_rows() {
     assert!(out.contains("__pv_queued_spin_lock_slowpath: "), "{out}");
     assert!(out.contains("irqentry_exit_to_user_mode: "), "{out}");
 }
+
+#[test]
+fn a_hard_link_writes_what_the_short_read_never_filled() {
+    let out = ok(&["7.1"]);
+    assert!(
+        out.contains("IO_LINK: read res=4096, write res=-125 (ECANCELED)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("IO_HARDLINK: read res=4096, write res=65536"),
+        "{out}"
+    );
+    assert!(
+        out.contains("the copy: 65536 bytes, 61440 never read"),
+        "{out}"
+    );
+    assert!(out.contains("after_pair refuses: the write after a short read"));
+}
+
+#[test]
+fn more_pairs_in_flight_are_compared_with_the_default() {
+    let out = ok(&["7.2", "--size-mib", "4", "--repeats", "2"]);
+    let rows: Vec<&str> = out.lines().filter(|l| l.contains(" KiB ")).collect();
+    assert_eq!(rows.len(), 8, "{out}");
+    for row in rows {
+        let verdict = [
+            "exercise 7's default",
+            "a tie with the default",
+            "x the default",
+        ];
+        assert!(verdict.iter().any(|v| row.ends_with(v)), "{row}");
+    }
+}
+
+#[test]
+fn a_link_timeout_bounds_a_wait_not_an_fsync() {
+    let out = ok(&["7.3"]);
+    assert!(
+        out.contains("user_data=1 res=0                the fsync"),
+        "{out}"
+    );
+    assert!(
+        out.contains("user_data=2 res=-125 (ECANCELED) the timer"),
+        "{out}"
+    );
+    assert!(
+        out.contains("user_data=2 res=-62 (ETIME)      the timer"),
+        "{out}"
+    );
+    assert!(
+        out.contains("user_data=1 res=-125 (ECANCELED) the recv"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_sync_cancel_leaves_only_the_receives_cqes() {
+    let out = ok(&["7.4"]);
+    assert_eq!(out.matches("res=-125 (ECANCELED)").count(), 3, "{out}");
+    assert!(out.contains("three CQEs, all the receives' own"), "{out}");
+}
+
+/// The CQEs-per-buffer column of the table row that starts with `ring`.
+fn per_buffer(out: &str, ring: &str) -> f64 {
+    row(out, ring).last().unwrap().parse().unwrap()
+}
+
+#[test]
+fn an_incremental_buffer_serves_many_cqes() {
+    let out = ok(&["8.1"]);
+    assert_eq!(per_buffer(&out, "4096 x 4 KiB"), 1.0, "{out}");
+    assert!(
+        per_buffer(&out, "64 x 64 KiB, IOU_PBUF_RING_INC") > 2.0,
+        "{out}"
+    );
+}
+
+#[test]
+fn a_bundle_holds_several_buffers_per_cqe() {
+    let out = ok(&["8.2"]);
+    let words = row(&out, "RecvMulti ");
+    assert_eq!(words[1], words[2], "one buffer per CQE: {out}");
+    let bundle = row(&out, "RecvMultiBundle");
+    assert!(bundle[3].parse::<f64>().unwrap() > 1.5, "{out}");
+}
+
+#[test]
+fn a_send_deadline_closes_only_the_client_that_stopped_reading() {
+    let out = ok(&["8.3"]);
+    assert!(
+        out.contains("sends cancelled by their deadline: 1\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("the client that does not read: closed "),
+        "{out}"
+    );
+    assert!(out.contains("messages echoed and verified"), "{out}");
+}
+
+#[test]
+fn a_small_cq_ends_multishot_receives() {
+    let out = ok(&["8.4", "--repeats", "2"]);
+    assert!(
+        out.contains(
+            "sq_entries 4096 and cq_entries 64: io_uring_setup fails with EINVAL"
+        ),
+        "{out}"
+    );
+    assert_eq!(row(&out, "16384 (default)")[2], "0", "{out}");
+    let small: f64 = row(&out, "64 ")[1].parse().unwrap();
+    assert!(small > 0.0, "{out}");
+}

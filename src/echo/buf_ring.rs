@@ -119,6 +119,27 @@ impl BufRing {
         Ok(())
     }
 
+    /// [`register`](Self::register) with `flags` for the kernel, such as
+    /// `IOU_PBUF_RING_INC` (2, Linux 6.12): buffers consumed in part.
+    ///
+    /// # Safety
+    ///
+    /// As for [`register`](Self::register).
+    pub unsafe fn register_with_flags(
+        &mut self,
+        submitter: &Submitter,
+        group: u16,
+        flags: u16,
+    ) -> io::Result<()> {
+        let addr = self.entries.ptr as u64;
+        // SAFETY: as in `register`.
+        unsafe {
+            submitter.register_buf_ring_with_flags(addr, self.count, group, flags)?
+        };
+        self.group = Some(group);
+        Ok(())
+    }
+
     /// Takes the ring back from the kernel. Call it once no request that
     /// selects buffers is in flight.
     pub fn unregister(&mut self, submitter: &Submitter) -> io::Result<()> {

@@ -25,7 +25,10 @@ pub mod ch03;
 pub mod ch04;
 pub mod ch05;
 pub mod ch06;
+pub mod ch07;
+pub mod ch08;
 pub mod memlock_child;
+pub mod small_echo;
 pub mod trace;
 
 /// One solution: the exercise it solves, a one-line summary, how to run it.
@@ -169,6 +172,48 @@ pub const SOLUTIONS: &[Solution] = &[
         "6.4",
         "The profile: tokio-uring and tokio-uring+coop under perf record",
         ch06::profile::run
+    ),
+    solution!(
+        "7.1",
+        "Hard links in the copy: a short read from a pipe, and a write that ran anyway",
+        ch07::hard_links::run
+    ),
+    solution!(
+        "7.2",
+        "More in flight: the linked copy with 1, 4 and 16 pairs, and 1 MiB blocks",
+        ch07::more_in_flight::run,
+        ch07::more_in_flight::Args
+    ),
+    solution!(
+        "7.3",
+        "A deadline on work: a LinkTimeout on an fsync, and on a receive",
+        ch07::deadline_on_work::run
+    ),
+    solution!(
+        "7.4",
+        "Synchronous cancel: register_sync_cancel for every receive on a socket",
+        ch07::sync_cancel::run
+    ),
+    solution!(
+        "8.1",
+        "Incremental buffers: one large buffer for many small messages",
+        ch08::incremental::run
+    ),
+    solution!(
+        "8.2",
+        "Bundles: several buffers in one receive CQE",
+        ch08::bundles::run
+    ),
+    solution!(
+        "8.3",
+        "A send timeout: a LinkTimeout on every send closes a client that stops reading",
+        ch08::send_timeout::run
+    ),
+    solution!(
+        "8.4",
+        "Measure the CQ size: exercise 8's re-arms with a CQ of 64 and of 16384",
+        ch08::cq_size::run,
+        ch08::cq_size::Args
     ),
 ];
 
