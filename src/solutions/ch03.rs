@@ -12,7 +12,7 @@ pub mod find_limit {
     use anyhow::{bail, ensure, Context};
     use uring_book::solutions::exercises_binary;
     use uring_book::solutions::memlock_child::{
-        bin_for_any_user, fresh_user, memlock_limited, memlock_limited_as,
+        self, bin_for_any_user, fresh_user, memlock_limited, memlock_limited_as,
     };
     use uring_book::system;
 
@@ -23,14 +23,32 @@ pub mod find_limit {
     const UNDER_LIMIT: &str = "running exercise 3 under prlimit (and setpriv as root): \
                                install util-linux";
 
-    // ANCHOR: find_limit
     pub fn run() -> anyhow::Result<()> {
         // As root, each child runs as a user of its own, without CAP_IPC_LOCK.
         let bin = bin_for_any_user(&exercises_binary()?)?;
+        // As any other user, the children share your charge with every other
+        // process of yours that holds registered memory at that moment (a
+        // test suite running beside this, say), and lose a run to it: measure
+        // again, a few times, before believing a number that is too small.
+        let attempts = if memlock_child::is_root() { 1 } else { 10 };
+        for attempt in 1.. {
+            match find_limit(&bin.path) {
+                Err(e) if attempt < attempts => {
+                    println!("(something else of yours held locked memory: {e:#}; again)\n");
+                    std::thread::sleep(std::time::Duration::from_millis(300 * attempt));
+                }
+                result => return result,
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
+    // ANCHOR: find_limit
+    fn find_limit(bin: &Path) -> anyhow::Result<()> {
         println!("exercise 3, 64 KiB buffers, RLIMIT_MEMLOCK 1 MiB, no CAP_IPC_LOCK:");
         let (mut most, mut pages) = (0, 0);
         for buffers in 12..=16 {
-            let out = memlock_limited(LIMIT, &bin.path)
+            let out = memlock_limited(LIMIT, bin)
                 .args(["3", "--measure-ops=0", &format!("--buffers={buffers}")])
                 .output()
                 .context(UNDER_LIMIT)?;
@@ -40,9 +58,10 @@ pub mod find_limit {
             }
         }
         ensure!(most < 16, "16 buffers of 64 KiB fit under a 1 MiB limit");
+        ensure!(most >= 12, "not even 12 of the 16 buffers fit");
         println!("at most {most} fit: 16 x 64 KiB is 1 MiB, but pages are charged whole");
         explain(most, pages);
-        two_at_once(&bin.path)
+        two_at_once(bin)
     }
     // ANCHOR_END: find_limit
 

@@ -90,7 +90,9 @@ pub fn bin_for_any_user(bin: &Path) -> io::Result<BinForAnyUser> {
     })
 }
 
-fn is_root() -> bool {
+/// Whether this process runs as root, which may give each child a user of
+/// its own.
+pub fn is_root() -> bool {
     // SAFETY: geteuid cannot fail.
     unsafe { libc::geteuid() == 0 }
 }
