@@ -34,7 +34,9 @@ pub mod find_limit {
         for attempt in 1.. {
             match find_limit(&bin.path) {
                 Err(e) if attempt < attempts => {
-                    println!("(something else of yours held locked memory: {e:#}; again)\n");
+                    println!(
+                        "(something else of yours held locked memory: {e:#}; again)\n"
+                    );
                     std::thread::sleep(std::time::Duration::from_millis(300 * attempt));
                 }
                 result => return result,
