@@ -1246,7 +1246,7 @@ pub fn echo_profile_watched(points: &[Point]) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::time::Duration;
     use uring_book::bench::machine::FileSystem;
@@ -1254,7 +1254,7 @@ mod tests {
 
     /// The runs of one point: one record per value of `ops`, with the CPU
     /// per operation of the same index if given.
-    fn point(
+    pub(crate) fn point(
         workload: &str,
         engine: &str,
         depth: u32,

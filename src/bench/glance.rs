@@ -361,9 +361,9 @@ pub fn markdown(records: &[Record]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
-    use uring_book::bench::record::{Measured, Settings};
+    use crate::bench::findings::tests::point;
 
+    /// The runs of one point, every one at `cpu` µs of CPU per operation.
     fn runs(
         workload: &str,
         engine: &str,
@@ -371,25 +371,7 @@ mod tests {
         ops: &[f64],
         cpu: f64,
     ) -> Vec<Record> {
-        ops.iter()
-            .enumerate()
-            .map(|(i, &ops)| {
-                let m = Measured {
-                    ops: 1,
-                    elapsed: Duration::from_secs(1),
-                    ..Measured::default()
-                };
-                let settings = Settings {
-                    block_size: if workload == "echo" { 64 } else { 4096 },
-                    ..Settings::default()
-                };
-                let mut r = Record::new(workload, engine, depth, m, settings);
-                r.ops_per_s = ops;
-                r.cpu_us_per_op = Some(cpu);
-                r.repeat = i as u32;
-                r
-            })
-            .collect()
+        point(workload, engine, depth, ops, &vec![cpu; ops.len()])
     }
 
     #[test]
