@@ -260,6 +260,17 @@ if want solutions; then
     capture sol-3-2 ok target/release/uring-book solution 3.2
     capture sol-3-2-tmpfs fail "$bin" solution 3.2 --dir /dev/shm
     capture sol-3-3 ok "$bin" solution 3.3
+    capture sol-4-1 ok "$bin" solution 4.1
+    capture sol-4-2 ok "$bin" solution 4.2
+    capture sol-4-3 ok "$bin" solution 4.3
+    capture sol-5-1 ok "$bin" solution 5.1
+    # 5.2 and chapter 6's solutions measure: the release build.
+    capture sol-5-2 ok target/release/uring-book solution 5.2
+    capture sol-5-3 ok "$bin" solution 5.3
+    capture sol-6-1 ok target/release/uring-book solution 6.1
+    capture sol-6-2 ok target/release/uring-book solution 6.2
+    capture sol-6-3 ok target/release/uring-book solution 6.3
+    capture sol-6-4 ok target/release/uring-book solution 6.4
 fi
 
 # Chapters 6 and 8: the benchmarks' reference runs (about eight and six

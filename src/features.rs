@@ -223,7 +223,7 @@ pub const ROWS: &[Row] = &[
         name: "`IORING_OP_ASYNC_CANCEL` (`AsyncCancel`)",
         kind: Kind::Opcode,
         since: (5, 5),
-        uses: &[N(4), N(5), N(7), N(8)],
+        uses: &[O(2), N(4), N(5), N(7), N(8)],
         man: debian!("io_uring_prep_cancel"),
         check: Check::Opcode(opcode::AsyncCancel::CODE),
     },
@@ -231,7 +231,7 @@ pub const ROWS: &[Row] = &[
         name: "`IORING_OP_LINK_TIMEOUT` (`LinkTimeout`)",
         kind: Kind::Opcode,
         since: (5, 5),
-        uses: &[N(7), O(8)],
+        uses: &[N(7)],
         man: debian!("io_uring_prep_link_timeout"),
         check: Check::Opcode(opcode::LinkTimeout::CODE),
     },
@@ -383,7 +383,7 @@ pub const ROWS: &[Row] = &[
         name: "`IORING_SETUP_CQSIZE` (`setup_cqsize`)",
         kind: Kind::Setup,
         since: (5, 5),
-        uses: &[N(8)],
+        uses: &[O(1), N(8)],
         man: man7!("io_uring_setup", "2"),
         check: Check::Setup(|b| {
             b.setup_cqsize(16);
@@ -403,7 +403,7 @@ pub const ROWS: &[Row] = &[
         name: "`IORING_SETUP_SQPOLL` without root (as root: 5.1)",
         kind: Kind::Setup,
         since: (5, 13),
-        uses: &[O(6)],
+        uses: &[O(1), O(6)],
         man: man7!("io_uring_setup", "2"),
         check: Check::Setup(|b| {
             b.setup_sqpoll(10);
@@ -413,7 +413,7 @@ pub const ROWS: &[Row] = &[
         name: "`IORING_SETUP_SUBMIT_ALL`",
         kind: Kind::Setup,
         since: (5, 18),
-        uses: &[O(2), N(8)],
+        uses: &[O(1), O(2), N(8)],
         man: man7!("io_uring_setup", "2"),
         check: Check::Setup(|b| {
             b.setup_submit_all();
@@ -423,7 +423,7 @@ pub const ROWS: &[Row] = &[
         name: "`IORING_SETUP_COOP_TASKRUN`",
         kind: Kind::Setup,
         since: (5, 19),
-        uses: &[O(2), N(6), N(8)],
+        uses: &[O(1), O(2), O(5), N(6), N(8)],
         man: man7!("io_uring_setup", "2"),
         check: Check::Setup(|b| {
             b.setup_coop_taskrun();
@@ -443,7 +443,7 @@ pub const ROWS: &[Row] = &[
         name: "`IORING_SETUP_SINGLE_ISSUER`",
         kind: Kind::Setup,
         since: (6, 0),
-        uses: &[N(8)],
+        uses: &[O(1), N(8)],
         man: man7!("io_uring_setup", "2"),
         check: Check::Setup(|b| {
             b.setup_single_issuer();
@@ -453,7 +453,7 @@ pub const ROWS: &[Row] = &[
         name: "`IORING_SETUP_DEFER_TASKRUN`",
         kind: Kind::Setup,
         since: (6, 1),
-        uses: &[O(2), O(8)],
+        uses: &[O(1), O(2), O(8)],
         man: man7!("io_uring_setup", "2"),
         check: Check::Setup(|b| {
             b.setup_single_issuer().setup_defer_taskrun();
@@ -489,7 +489,7 @@ pub const ROWS: &[Row] = &[
         name: "`IORING_REGISTER_RING_FDS` (`register_ring_fd`)",
         kind: Kind::Register,
         since: (5, 18),
-        uses: &[N(8)],
+        uses: &[O(3), N(8)],
         man: debian!("io_uring_register_ring_fd"),
         check: Check::Trial(checks::register_ring_fd),
     },
@@ -497,7 +497,7 @@ pub const ROWS: &[Row] = &[
         name: "`IORING_REGISTER_PBUF_RING` (`register_buf_ring_with_flags`)",
         kind: Kind::Register,
         since: (5, 19),
-        uses: &[N(8)],
+        uses: &[O(3), N(8)],
         man: debian!("io_uring_register_buf_ring"),
         check: Check::Trial(checks::register_buf_ring),
     },

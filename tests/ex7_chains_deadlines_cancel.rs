@@ -367,13 +367,34 @@ fn a_cancel_interrupts_a_worker_that_waits() {
         .user_data(1);
     unsafe { ring.submission().push(&splice).unwrap() };
     ring.submit().unwrap();
-    std::thread::sleep(Duration::from_millis(50)); // a worker now waits in it
+    // Cancel only once a worker waits in the pipe: earlier, the cancel finds
+    // the splice still queued and answers 0, which is another test's case.
+    wait_for_a_worker_in("pipe");
     let cancel = opcode::AsyncCancel::new(1).build().user_data(2);
     unsafe { ring.submission().push(&cancel).unwrap() };
     let (cqes, ()) = ex7::complete(&mut ring, 2, ()).unwrap();
     assert_eq!(res(&cqes, 2), -libc::EALREADY, "{cqes:?}");
     // -EINTR, or the kernel's own -ERESTARTSYS (512) that a splice lets out.
     assert!(res(&cqes, 1) < 0 && res(&cqes, 1) != ECANCELED, "{cqes:?}");
+}
+
+/// Waits until an io-wq worker of this process sleeps in a kernel function
+/// whose name contains `kernel_fn` (its `wchan`), or five seconds pass.
+fn wait_for_a_worker_in(kernel_fn: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let tasks = std::fs::read_dir("/proc/self/task").unwrap().flatten();
+        let waiting = tasks.into_iter().any(|task| {
+            let read = |file| std::fs::read_to_string(task.path().join(file));
+            read("comm").is_ok_and(|c| c.starts_with("iou-wrk"))
+                && read("wchan").is_ok_and(|w| w.contains(kernel_fn))
+        });
+        if waiting {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!("no io-wq worker waited in {kernel_fn} within five seconds");
 }
 
 /// Whichever moment the cancel meets the fsync at, the pair of results is

@@ -210,3 +210,140 @@ fn a_registered_file_outlives_its_descriptor() {
         "{out}"
     );
 }
+
+#[test]
+fn the_create_starts_the_worker_named_after_its_thread() {
+    let out = ok(&["4.1"]);
+    assert_eq!(
+        out.matches("before File::create: no worker").count(),
+        2,
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("after File::create:  iou-wrk-").count(),
+        2,
+        "{out}"
+    );
+    assert!(out.contains("its name changed with the thread"), "{out}");
+}
+
+#[test]
+fn a_small_ring_takes_more_calls_and_reads_everything() {
+    let out = ok(&["4.2"]);
+    let small = row(&out, "ring of  4 entries:").join(" ");
+    assert!(small.contains("16 reads, all as written;"), "{out}");
+    assert!(small.ends_with("at most 4 SQEs each"), "{out}");
+    assert!(row(&out, "ring of 64 entries:")
+        .join(" ")
+        .contains("all as written"));
+}
+
+#[test]
+fn a_dropped_socket_stays_open_under_its_orphaned_read() {
+    let out = ok(&["4.3"]);
+    assert!(
+        out.contains("Shutdown: the peer's read returns 0 bytes, the end of stream"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Drop: the peer's read returns EAGAIN (Resource temporarily"),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_idle_timeout_closes_the_silent_client_only() {
+    let out = ok(&["5.1"]);
+    assert!(
+        out.contains("silent client: one line echoed, then closed"),
+        "{out}"
+    );
+    assert!(
+        out.contains("chatty client: 15 lines 100 ms apart"),
+        "{out}"
+    );
+    assert!(out.contains("server: echoed [6, 120] bytes"), "{out}");
+}
+
+#[test]
+fn a_512_byte_buffer_takes_eight_reads_a_message() {
+    let out = ok(&["5.2"]);
+    // buffer 512: N msgs/s (runs A to B), R reads per message
+    let small = row(&out, "buffer   512:");
+    let reads: f64 = small[small.len() - 4].parse().unwrap();
+    assert!(reads >= 8.0, "{out}");
+    assert!(row(&out, "buffer 16384:")
+        .join(" ")
+        .ends_with("reads per message"));
+    let verdicts = [
+        "as expected",
+        "unexpected, rerun",
+        "a tie: the runs overlap",
+    ];
+    assert!(verdicts.iter().any(|v| out.contains(v)), "{out}");
+}
+
+#[test]
+fn a_client_that_never_reads_meets_backpressure() {
+    let out = ok(&["5.3"]);
+    assert!(
+        out.contains(
+            "the client's writes block; the server's Send-Q and memory stay flat"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("by hand: ss -tnm 'sport = :"), "{out}");
+}
+
+#[test]
+fn the_depths_are_measured_on_the_disk() {
+    let out = ok(&["6.1"]);
+    for depth in ["1:", "4:", "16:"] {
+        assert!(row(&out, &format!("depth {depth:>3}")).contains(&"reads/s"));
+    }
+    assert!(out.contains("--workloads direct --dir /var/tmp"), "{out}");
+    let (code, _, stderr) = solution(&["6.1", "--dir", "/dev/shm"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("is tmpfs"), "{stderr}");
+}
+
+#[test]
+fn littles_law_holds_at_every_depth() {
+    let out = ok(&["6.2"]);
+    for depth in [1, 2, 4, 8, 16, 32, 64] {
+        // depth, reads/s, p50, p99, in flight
+        let cells = row(&out, &format!("{depth} "));
+        assert_eq!(cells.len(), 5, "{out}");
+    }
+    assert!(out.contains("--depths 1,2,4,8,16,32,64"), "{out}");
+}
+
+/// 6.3 and 6.4 need perf; without it they say so.
+fn needs_perf(id: &str) -> Option<String> {
+    if uring_book::bench::echo::perf_available() {
+        return Some(ok(&[id]));
+    }
+    let (code, _, stderr) = solution(&[id]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("install perf"), "{stderr}");
+    None
+}
+
+#[test]
+fn tokio_makes_two_calls_a_message_or_more() {
+    let Some(out) = needs_perf("6.3") else { return };
+    for conns in [1, 2, 4, 8, 16] {
+        let cells = row(&out, &format!("{conns} "));
+        let tokio: f64 = cells[1].parse().unwrap();
+        assert!(tokio >= 2.0, "{out}");
+    }
+}
+
+#[test]
+fn the_profile_compares_the_chapters_rows() {
+    let Some(out) = needs_perf("6.4") else { return };
+    assert!(out.contains("tokio-uring, hottest in run 1:"), "{out}");
+    assert!(out.contains("tokio-uring+coop, hottest in run 1:"), "{out}");
+    assert!(out.contains("__pv_queued_spin_lock_slowpath: "), "{out}");
+    assert!(out.contains("irqentry_exit_to_user_mode: "), "{out}");
+}

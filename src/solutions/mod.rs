@@ -22,6 +22,9 @@ use clap::{ArgMatches, Args, Command, FromArgMatches};
 pub mod ch01;
 pub mod ch02;
 pub mod ch03;
+pub mod ch04;
+pub mod ch05;
+pub mod ch06;
 pub mod memlock_child;
 pub mod trace;
 
@@ -113,6 +116,59 @@ pub const SOLUTIONS: &[Solution] = &[
         "3.3",
         "Close it and read it anyway: a registered file outlives its descriptor",
         ch03::closed_file::run
+    ),
+    solution!(
+        "4.1",
+        "Find the worker's cause: the open that starts io-wq, in two runs",
+        ch04::worker_cause::run
+    ),
+    solution!(
+        "4.2",
+        "Overfill the submission queue: 16 reads on a ring of 4 entries",
+        ch04::overfill::run,
+        ch04::overfill::Args
+    ),
+    solution!(
+        "4.3",
+        "Drop instead of shutting down: the peer sees no end of stream",
+        ch04::drop_socket::run
+    ),
+    solution!(
+        "5.1",
+        "An idle timeout: a second task shuts a silent connection down",
+        ch05::idle_timeout::run
+    ),
+    solution!(
+        "5.2",
+        "A smaller buffer: 512 bytes against 16 KiB, reads counted, rates compared",
+        ch05::small_buffer::run
+    ),
+    solution!(
+        "5.3",
+        "Watch backpressure: a client that never reads, watched from outside",
+        ch05::backpressure::run
+    ),
+    solution!(
+        "6.1",
+        "Another device: O_DIRECT reads at depths 1, 4, 16 on the disk under --dir",
+        ch06::another_device::run,
+        ch06::depths::Args
+    ),
+    solution!(
+        "6.2",
+        "Finer depths: reads/s, p50 and p99 from depth 1 to 64, Little's law checked",
+        ch06::finer_depths::run,
+        ch06::depths::Args
+    ),
+    solution!(
+        "6.3",
+        "Fewer connections: system calls per message, tokio against tokio-uring",
+        ch06::fewer_connections::run
+    ),
+    solution!(
+        "6.4",
+        "The profile: tokio-uring and tokio-uring+coop under perf record",
+        ch06::profile::run
     ),
 ];
 
