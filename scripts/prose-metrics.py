@@ -3,7 +3,9 @@
 
 For every chapter of book/src (in SUMMARY.md's order) it reports, for the prose
 only (fenced code blocks, tables, included files, captions, headings and
-images removed; blockquote asides and list items count as prose):
+images removed; blockquote asides and list items count as prose; the prose a
+benchmark generates, included from book/src/bench/*.md, counts as prose of the
+chapter that includes it):
 
   words       words of prose
   avg         average sentence length, in words
@@ -37,7 +39,7 @@ MAX_LISTING = 45
 NEEDS_DIAGRAM = ("ch01", "ch02", "ch04", "ch05")
 
 # Words a period may follow without ending the sentence.
-ABBREVIATIONS = {"e.g.", "i.e.", "etc.", "vs.", "cf.", "approx.", "no.", "fig."}
+ABBREVIATIONS = {"e.g.", "i.e.", "etc.", "vs.", "cf.", "approx.", "no.", "fig.", "conn."}
 
 
 # --- mdBook's include links, as build.rs expands them ---------------------
@@ -137,6 +139,29 @@ def expand_link(link, base, depth):
 
 FENCE = re.compile(r"^(\s*)(```+|~~~+)(.*)$")
 OUTPUT_INCLUDE = re.compile(r"^\s*\{\{#include\s+(output|bench)/[^}]*\}\}\s*$")
+GENERATED_PROSE = re.compile(r"^\{\{#include\s+bench/[^}]*\.md:[^}]*\}\}\s*$")
+
+
+def with_generated_prose(lines, base):
+    """The chapter's lines with each include of generated prose (a line of its
+    own, outside code blocks) replaced by what it includes, and the chapter's
+    line number of every line, for --show."""
+    out, numbers, fence = [], [], None
+    for number, line in enumerate(lines, 1):
+        m = FENCE.match(line)
+        if fence:
+            if line.strip().startswith(fence):
+                fence = None
+        elif m:
+            fence = m.group(2)
+        elif GENERATED_PROSE.match(line):
+            for included in expand(line.strip(), base).split("\n"):
+                out.append(included)
+                numbers.append(number)
+            continue
+        out.append(line)
+        numbers.append(number)
+    return out, numbers
 
 
 def code_blocks(lines):
@@ -181,8 +206,9 @@ def blank_out(text, pattern):
     return re.sub(pattern, lambda m: "\n" * m.group(0).count("\n"), text, flags=re.S)
 
 
-def prose_paragraphs(lines):
-    """(line number, text) of every paragraph of prose."""
+def prose_paragraphs(lines, numbers=None):
+    """(line number, text) of every paragraph of prose; `numbers` maps each
+    line to the chapter's line it comes from."""
     # Captions and images may wrap onto several lines; neither is prose.
     text = blank_out("\n".join(lines), r'<span class="caption">.*?</span>')
     text = blank_out(text, r"!\[[^\]]*\]\([^)]*\)")
@@ -196,7 +222,8 @@ def prose_paragraphs(lines):
             paragraphs.append((start, text))
         current = []
 
-    for number, raw in enumerate(lines, 1):
+    for index, raw in enumerate(lines):
+        number = numbers[index] if numbers else index + 1
         m = FENCE.match(raw)
         if in_code:
             if raw.strip().startswith(fence):
@@ -265,7 +292,7 @@ def sentences(paragraph):
 
 def measure(path):
     lines = path.read_text(encoding="utf-8").split("\n")
-    paragraphs = prose_paragraphs(lines)
+    paragraphs = prose_paragraphs(*with_generated_prose(lines, path.parent))
     all_sentences = []
     long_paragraphs = []
     for number, text in paragraphs:

@@ -2,7 +2,7 @@
 //! Linux) and a plain read/write loop, in one run: the same file, page cache
 //! cold and warm, every method several times in an order that rotates, then
 //! the median and the range of each, and a verdict that calls a difference
-//! inside the ranges a tie.
+//! inside the ranges a tie (`stats::compare`, chapter 6's rule).
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
+use uring_book::bench::stats::{compare, Spread, Verdict};
 use uring_book::bench::{file, machine};
 use uring_book::ex7_chains_deadlines_cancel as ex7;
 use uring_book::ex7_linked_copy::{self as copy, BLOCK_KIB, PAIRS};
@@ -111,40 +112,40 @@ pub struct Series {
 }
 
 impl Series {
+    /// The median and range of the runs, as every benchmark of the book
+    /// compares them.
+    pub fn spread(&self) -> Spread {
+        Spread::of(self.mib_s.iter().copied()).unwrap_or(Spread {
+            median: 0.0,
+            min: 0.0,
+            max: 0.0,
+            runs: 0,
+        })
+    }
+
     pub fn median(&self) -> f64 {
-        let mut v = self.mib_s.clone();
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
-        }
+        self.spread().median
     }
 
     pub fn range(&self) -> (f64, f64) {
-        let min = self.mib_s.iter().copied().fold(f64::INFINITY, f64::min);
-        let max = self.mib_s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        (min, max)
+        let s = self.spread();
+        (s.min, s.max)
     }
 }
 
 // ANCHOR: verdict
-/// One sentence comparing two series: a ratio of medians when their ranges
-/// are apart, a tie when they overlap.
+/// One sentence comparing two series with the book's one tie rule,
+/// `stats::compare`: a ratio of medians only when the ranges are apart.
 pub fn verdict(a: &Series, b: &Series) -> String {
-    let ((a_min, a_max), (b_min, b_max)) = (a.range(), b.range());
-    if a_min <= b_max && b_min <= a_max {
-        return format!(
-            "{} and {}: a tie (the ranges overlap)",
-            a.method.name(),
-            b.method.name()
-        );
-    }
-    let (fast, slow) = if a.median() > b.median() {
-        (a, b)
-    } else {
-        (b, a)
+    let (x, y) = (a.method.name(), b.method.name());
+    let (fast, slow) = match compare(&a.spread(), &b.spread()) {
+        Verdict::Higher => (a, b),
+        Verdict::Lower => (b, a),
+        Verdict::OneRun => return format!("{x} and {y}: no verdict from one run each"),
+        Verdict::Tie if a.range().0 > b.range().1 || b.range().0 > a.range().1 => {
+            return format!("{x} and {y}: a tie (the medians are within 2 %)");
+        }
+        Verdict::Tie => return format!("{x} and {y}: a tie (the ranges overlap)"),
     };
     format!(
         "{} is {:.2}x as fast as {}",
@@ -333,5 +334,11 @@ mod tests {
             verdict(&a, &c),
             "std::fs::copy is 2.00x as fast as io_uring linked pairs"
         );
+        // Apart, but by less than 2 %: a tie too, as in chapter 6.
+        let close = series(Method::Linked, &[110.0, 111.0, 112.0]);
+        let d = series(Method::StdCopy, &[112.5, 113.0, 113.5]);
+        assert!(verdict(&close, &d).ends_with("a tie (the medians are within 2 %)"));
+        let one = series(Method::ReadWrite, &[500.0]);
+        assert!(verdict(&a, &one).ends_with("no verdict from one run each"));
     }
 }

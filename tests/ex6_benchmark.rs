@@ -510,11 +510,12 @@ fn the_chapters_claims_hold_in_the_reference_run() {
     );
 
     let (c, d) = ("rand-read-cached", "rand-read-direct");
-    // "It does not win at depth 1 on data that is already in memory."
+    // Recap: "at depth 1 on data already in memory, the work is a copy either
+    // way" (io_uring does not win there).
     let (s1, u1) = (at(c, "std", 1), at(c, "io_uring", 1));
     assert_ne!(compare(&u1.ops(), &s1.ops()), Verdict::Higher);
-    // "io_uring's bookkeeping costs a fraction of a microsecond per read, which
-    // is a large share of a 4 KiB copy."
+    // "io_uring's bookkeeping costs a fraction of a microsecond per read, a
+    // large share of a 4 KiB copy."
     let extra = cpu(u1).median - cpu(s1).median;
     assert!(extra > 0.0 && extra < 1.0, "{extra} µs more per read");
     assert!(extra / cpu(s1).median > 0.2, "{extra} µs is a small share");
@@ -571,8 +572,23 @@ fn the_chapters_claims_hold_in_the_reference_run() {
         Verdict::Higher
     );
 
-    // tmpfs: "io_uring hands every read to an io-wq worker thread", "two context
-    // switches", and "It loses badly".
+    // "On ext4, cached reads complete inline, inside `io_uring_enter`, and no
+    // worker starts."
+    for p in points
+        .iter()
+        .filter(|p| p.workload() == c && p.engine().starts_with("io_uring"))
+    {
+        assert_eq!(p.io_wq(), Some(0), "{} at depth {}", p.engine(), p.depth());
+    }
+    // Sequential writes on ext4: "one worker doing the writes in turn".
+    let w = points
+        .iter()
+        .find(|p| p.workload() == "seq-write" && p.engine() == "io_uring")
+        .unwrap();
+    assert_eq!(w.io_wq(), Some(1));
+
+    // tmpfs: "io_uring sends every buffered read of it straight to an io-wq
+    // worker", "two context switches", and "io_uring loses badly".
     let t = "rand-read-tmpfs";
     let (ts, tu) = (at(t, "std", 1), at(t, "io_uring", 1));
     assert!(tu.io_wq().unwrap() >= 1);
@@ -594,6 +610,21 @@ fn the_chapters_claims_hold_in_the_reference_run() {
             _ => {}
         }
     }
+    // "Under load, one `io_uring_enter` can carry the reads and writes of many
+    // connections": fewer than one system call per message from 10 on.
+    for p in echo
+        .clone()
+        .filter(|p| p.engine().starts_with("tokio-uring"))
+    {
+        if p.depth() >= 10 {
+            assert!(
+                p.syscalls().unwrap().median < 1.0,
+                "{} {}",
+                p.engine(),
+                p.depth()
+            );
+        }
+    }
     // "Fewer system calls are not less work": a load where the plain ring made
     // fewer system calls than tokio but did not use less CPU.
     let fewer_not_less = echo.filter(|p| p.engine() == "tokio-uring").any(|u| {
@@ -602,4 +633,155 @@ fn the_chapters_claims_hold_in_the_reference_run() {
             && compare(&cpu(u), &cpu(t)) != Verdict::Lower
     });
     assert!(fewer_not_less);
+}
+
+/// The "At a glance" table that opens chapter 6 names the winners the tie
+/// rule gives on the committed records: each winner cell is checked here
+/// against `stats::compare`, computed afresh from the reference run.
+#[test]
+fn the_glance_table_agrees_with_the_records() {
+    use uring_book::bench::findings::echo_loads;
+    use uring_book::bench::point::{self, echo_at, find, Point};
+    use uring_book::bench::stats::{compare, Verdict};
+
+    let bench = Path::new(env!("CARGO_MANIFEST_DIR")).join("book/src/bench");
+    let records =
+        from_json(&std::fs::read_to_string(bench.join("reference.json")).unwrap())
+            .unwrap();
+    let points = point::points(&records);
+    let summary = std::fs::read_to_string(bench.join("summary.md")).unwrap();
+    let glance = summary
+        .split_once("<!-- ANCHOR: glance -->\n")
+        .and_then(|(_, rest)| rest.split_once("<!-- ANCHOR_END: glance -->"))
+        .expect("summary.md has the glance table")
+        .0;
+    // The winner cell of the row whose workload starts with `row`.
+    let cell = |row: &str| -> String {
+        let line = glance
+            .lines()
+            .find(|l| l.starts_with(&format!("| {row}")))
+            .unwrap_or_else(|| panic!("no row {row}:\n{glance}"));
+        line.split(" | ").nth(1).unwrap().to_string()
+    };
+    let says = |cell: &str, v: Verdict, higher: &str, lower: &str| match v {
+        Verdict::Higher => assert!(cell.starts_with(&format!("**{higher}**")), "{cell}"),
+        Verdict::Lower => assert!(cell.starts_with(&format!("**{lower}**")), "{cell}"),
+        Verdict::Tie => assert!(cell.starts_with("tie"), "{cell}"),
+        Verdict::OneRun => panic!("the reference run has single runs"),
+    };
+    let at = |w: &str, e: &str, d: u32| find(&points, w, e, d).unwrap();
+    let only = |w: &str, e: &str| {
+        points
+            .iter()
+            .find(|p| p.workload() == w && p.engine() == e)
+            .unwrap()
+    };
+    let best = |w: &str, e: &str| -> &Point {
+        points
+            .iter()
+            .filter(|p| p.workload() == w && p.engine().starts_with(e))
+            .max_by(|a, b| a.ops().median.total_cmp(&b.ops().median))
+            .unwrap()
+    };
+
+    for (row, w) in [
+        ("Sequential read", "seq-read"),
+        ("Sequential write", "seq-write"),
+    ] {
+        let v = compare(&only(w, "io_uring").ops(), &only(w, "std").ops());
+        says(&cell(row), v, "io_uring", "std");
+    }
+    let (c, d, t) = ("rand-read-cached", "rand-read-direct", "rand-read-tmpfs");
+    for (row, w) in [
+        ("Random 4 KiB reads from the page cache", c),
+        ("Random 4 KiB reads from tmpfs", t),
+    ] {
+        let v = compare(&at(w, "io_uring", 1).ops(), &at(w, "std", 1).ops());
+        says(&cell(row), v, "io_uring", "std");
+    }
+    let cached = best(c, "io_uring");
+    says(
+        &cell("The same, "),
+        compare(&cached.ops(), &at(c, "std", 1).ops()),
+        "io_uring",
+        "std",
+    );
+    let direct = points
+        .iter()
+        .filter(|p| p.workload() == d && p.engine() == "io_uring")
+        .max_by(|a, b| a.ops().median.total_cmp(&b.ops().median))
+        .unwrap();
+    says(
+        &cell("Random 4 KiB O_DIRECT reads"),
+        compare(&direct.ops(), &at(d, "std", 1).ops()),
+        "io_uring",
+        "std",
+    );
+    let pool = best(d, "threads");
+    says(
+        &cell("The same: one io_uring thread"),
+        compare(&at(d, "io_uring", pool.depth()).ops(), &pool.ops()),
+        "io_uring",
+        "threads",
+    );
+    let (q, u) = (at(d, "io_uring+sqpoll", 32), at(d, "io_uring", 32));
+    let sqpoll = cell("SQPOLL");
+    match compare(&q.ops(), &u.ops()) {
+        Verdict::Tie
+            if compare(&q.cpu().unwrap(), &u.cpu().unwrap()) == Verdict::Higher =>
+        {
+            assert!(sqpoll.starts_with("**plain ring**: tied IOPS"), "{sqpoll}")
+        }
+        v => says(&sqpoll, v, "SQPOLL", "plain ring"),
+    }
+
+    // Echo: at each load of 100 and 1000 connections, a server is better
+    // than tokio (more messages or less CPU, worse at neither), worse, or
+    // even; the cell counts them.
+    for (row, server) in [
+        (
+            "TCP echo, 100 and 1000 connections: chapter 5's",
+            "tokio-uring+coop",
+        ),
+        (
+            "TCP echo, 100 and 1000 connections: chapter 8's",
+            "uring-multishot",
+        ),
+    ] {
+        let (mut better, mut worse, mut even) = (0, 0, 0);
+        for load in echo_loads(&points)
+            .into_iter()
+            .filter(|l| matches!(l.0, 100 | 1000))
+        {
+            let (s, tokio) = (
+                echo_at(&points, server, load).unwrap(),
+                echo_at(&points, "tokio", load).unwrap(),
+            );
+            let msgs = compare(&s.ops(), &tokio.ops());
+            let cpu = compare(&s.cpu().unwrap(), &tokio.cpu().unwrap());
+            let up = msgs == Verdict::Higher || cpu == Verdict::Lower;
+            let down = msgs == Verdict::Lower || cpu == Verdict::Higher;
+            match (up, down) {
+                (true, false) => better += 1,
+                (false, true) => worse += 1,
+                _ => even += 1,
+            }
+        }
+        let text = cell(row);
+        if better == 0 && worse == 0 {
+            assert_eq!(text, format!("tie at all {even} loads"));
+        } else {
+            let total = better + worse + even;
+            if better > 0 {
+                assert!(
+                    text.contains(&format!("**{server}** at {better}")),
+                    "{text}"
+                );
+            }
+            if worse > 0 {
+                assert!(text.contains(&format!("**tokio** at {worse}")), "{text}");
+            }
+            assert!(text.contains(&format!(" of {total} loads")), "{text}");
+        }
+    }
 }

@@ -115,3 +115,37 @@ fn prose_listings_and_diagrams_are_counted_as_a_reader_sees_them() {
     );
     assert!(!report.contains("no diagram"), "{report}");
 }
+
+/// The prose a benchmark generates (`{{#include bench/NAME.md:anchor}}`) is
+/// the chapter's prose too: a long generated sentence counts, at the line of
+/// its include; program output and generated tables do not.
+#[test]
+fn generated_prose_counts_where_it_is_included() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir(dir.path().join("bench")).unwrap();
+    fs::write(
+        dir.path().join("bench/summary.md"),
+        format!(
+            "<!-- ANCHOR: finding -->\n{}\n\n| a | table |\n|---|---|\n\
+             <!-- ANCHOR_END: finding -->\n",
+            sentence(42)
+        ),
+    )
+    .unwrap();
+    let chapter = format!(
+        "# Chapter 6: A test\n\n{}\n\n{{{{#include bench/summary.md:finding}}}}\n\n\
+         ```text\n{{{{#include bench/summary.md:finding}}}}\n```\n",
+        sentence(4)
+    );
+    fs::write(dir.path().join("ch06-test.md"), chapter).unwrap();
+    let (_, report) = metrics(dir.path(), "ch06-test.md", false);
+    assert_eq!(
+        row(&report, "ch06-test.md")[..3],
+        ["46", "23.0", "1"],
+        "{report}"
+    );
+    assert!(
+        report.contains("ch06-test.md:5: sentence of 42 words"),
+        "{report}"
+    );
+}

@@ -8,6 +8,7 @@ pub mod echo_servers;
 pub mod file;
 pub mod findings;
 pub mod fio;
+pub mod glance;
 pub mod idle_memory;
 pub mod interleaved;
 pub mod machine;

@@ -5,10 +5,10 @@
 
 use std::fmt::Write as _;
 
-use uring_book::bench::findings;
 use uring_book::bench::point::{self, Point};
 use uring_book::bench::record::Record;
 use uring_book::bench::stats::{compare, Spread, Verdict};
+use uring_book::bench::{findings, glance};
 use uring_book::system::human_bytes;
 
 /// The workloads in the order the tables show them, with their titles.
@@ -546,6 +546,12 @@ pub fn summary_markdown(records: &[Record], command: &str) -> String {
             "\n<!-- ANCHOR: {workload} -->\n{text}<!-- ANCHOR_END: {workload} -->"
         );
     }
+    let glance = glance::markdown(records);
+    let _ = writeln!(
+        out,
+        "\n<!-- ANCHOR: glance -->\n{}\n<!-- ANCHOR_END: glance -->",
+        glance.trim_end()
+    );
     for (name, text) in findings::all(records) {
         let _ = writeln!(
             out,
@@ -746,7 +752,8 @@ mod tests {
         let names = WORKLOADS
             .iter()
             .map(|w| w.0)
-            .chain(findings::FINDINGS.iter().map(|f| f.anchor));
+            .chain(findings::FINDINGS.iter().map(|f| f.anchor))
+            .chain(["glance"]);
         for name in names {
             assert!(md.contains(&format!("<!-- ANCHOR: {name} -->")), "{name}");
             assert!(
