@@ -63,6 +63,8 @@ async fn echo_tokio(mut stream: tokio::net::TcpStream) -> io::Result<()> {
     stream.set_nodelay(true)?;
     let mut buf = vec![0u8; 16 << 10];
     loop {
+        // A borrow is enough: the recv(2) happens inside poll, and only when
+        // epoll has said the socket is readable.
         let n = stream.read(&mut buf).await?;
         if n == 0 {
             return Ok(());
