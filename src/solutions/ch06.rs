@@ -329,7 +329,7 @@ pub mod profile {
                 _ => "a tie",
             };
             let (p, c) = (plain.median, coop.median);
-            println!("{name}: {p:.1} %, with coop at most {c:.1} %: {verdict}");
+            println!("{name}: {p:.1} %, with coop at most {c:.1} %:\n  {verdict}");
         }
         println!("by hand: the commands of \"Where the plain ring's time goes\"");
         Ok(())
