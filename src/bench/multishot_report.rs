@@ -275,7 +275,8 @@ pub fn targets(run: &Chapter8Run) -> String {
         if missed == 0 {
             "This run met every target.".to_string()
         } else {
-            format!("This run missed {missed} target(s).")
+            let s = if missed == 1 { "" } else { "s" };
+            format!("This run missed {missed} target{s}.")
         }
     );
     out
@@ -661,7 +662,7 @@ mod tests {
         assert!(
             row("less CPU per message than tokio-uring+coop at 100").ends_with("| yes |")
         );
-        assert!(text.ends_with("This run missed 1 target(s)."), "{text}");
+        assert!(text.ends_with("This run missed 1 target."), "{text}");
     }
 
     #[test]
