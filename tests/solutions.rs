@@ -457,6 +457,10 @@ fn a_small_cq_ends_multishot_receives() {
         "{out}"
     );
     assert_eq!(row(&out, "16384 (default)")[2], "0", "{out}");
-    let small: f64 = row(&out, "64 ")[1].parse().unwrap();
-    assert!(small > 0.0, "{out}");
+    // Whether a CQ of 64 fills depends on timing: either verdict may come.
+    let verdicts = [
+        "re-arms with a CQ of 64: receives ended for lack of room in every run",
+        "re-arms with a CQ of 64: a tie: the CQ of 64 filled in some runs only",
+    ];
+    assert!(verdicts.iter().any(|v| out.contains(v)), "{out}");
 }
