@@ -182,23 +182,13 @@ fn echo_load((conns, size): (u32, u64), tokio: &Point, others: &[&Point]) -> Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
-    use uring_book::bench::record::{Measured, Settings};
+    use crate::bench::findings::tests::point;
 
+    /// One run of a point, as a quick run of 0.25 s records it.
     fn record(workload: &str, engine: &str, depth: u32, ops_per_s: f64) -> Record {
-        let m = Measured {
-            ops: 1,
-            elapsed: Duration::from_secs(1),
-            ..Measured::default()
-        };
-        let settings = Settings {
-            block_size: if workload == "echo" { 64 } else { 4096 },
-            seconds: 0.25,
-            ..Settings::default()
-        };
-        let mut r = Record::new(workload, engine, depth, m, settings);
-        r.ops_per_s = ops_per_s;
-        r.cpu_us_per_op = Some(1e6 / ops_per_s);
+        let mut r =
+            point(workload, engine, depth, &[ops_per_s], &[1e6 / ops_per_s]).remove(0);
+        r.settings.seconds = 0.25;
         r
     }
 
