@@ -55,6 +55,16 @@ pub fn one_to<const MAX: u64>(text: &str) -> Result<usize, String> {
     usize::try_from(n).map_err(|_| format!("must be at most {}", usize::MAX))
 }
 
+/// A directory that exists: `#[arg(value_parser = usage::existing_dir)]`.
+pub fn existing_dir(text: &str) -> Result<std::path::PathBuf, String> {
+    let path = std::path::PathBuf::from(text);
+    match std::fs::metadata(&path) {
+        Ok(meta) if meta.is_dir() => Ok(path),
+        Ok(_) => Err(format!("{text} is not a directory")),
+        Err(e) => Err(format!("{text}: {}", crate::diagnose::errno_text(&e))),
+    }
+}
+
 /// A duration in seconds, more than 0 and at most `MAX`: `usage::seconds::<600>`.
 pub fn seconds<const MAX: u64>(text: &str) -> Result<f64, String> {
     let secs: f64 = text
@@ -74,6 +84,14 @@ mod tests {
     #[test]
     fn zero_and_words_are_refused_with_a_reason() {
         assert_eq!(at_least_one::<usize>("3"), Ok(3));
+        assert_eq!(existing_dir("/"), Ok("/".into()));
+        assert!(existing_dir("/nonexistent")
+            .unwrap_err()
+            .starts_with("/nonexistent: "));
+        assert_eq!(
+            existing_dir("/proc/self/status"),
+            Err("/proc/self/status is not a directory".into())
+        );
         assert_eq!(
             at_least_one::<usize>("0"),
             Err("must be at least 1".to_string())

@@ -69,6 +69,31 @@ fn an_unknown_solution_is_one_line_and_exit_2() {
     assert!(stderr.starts_with("error: no solution '9.9' (solutions: 1.1, "));
 }
 
+/// A bad option of a solution is a usage error, named, before anything runs.
+#[test]
+fn bad_options_of_a_solution_are_usage_errors() {
+    for (args, says) in [
+        (
+            &["6.1", "--dir", "/nonexistent"][..],
+            "/nonexistent: ENOENT",
+        ),
+        (&["6.2", "--dir", "/proc/self/status"], "is not a directory"),
+        (&["7.2", "--size-mib", "0"], "must be at least 1"),
+        (&["7.2", "--repeats", "x"], "'x' is not a whole number"),
+        (&["8.4", "--conns", "0"], "must be at least 1"),
+        (&["8.4", "--repeats", "0"], "must be at least 1"),
+    ] {
+        let (code, stdout, stderr) = solution(args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(stdout.is_empty(), "{args:?} ran: {stdout}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("error: ") && stderr.contains(says),
+            "{stderr}"
+        );
+    }
+}
+
 #[test]
 fn one_byte_reads_cost_one_enter_each() {
     let out = ok(&["1.1", "--size-kib", "16"]);

@@ -19,11 +19,12 @@ pub mod depths {
     };
     use uring_book::bench::record::Measured;
     use uring_book::bench::stats::{compare, Spread, Verdict};
+    use uring_book::usage;
 
     #[derive(clap::Args)]
     pub struct Args {
         /// A directory on the disk to measure (not tmpfs)
-        #[arg(long, default_value = "/var/tmp")]
+        #[arg(long, default_value = "/var/tmp", value_parser = usage::existing_dir)]
         pub dir: PathBuf,
     }
 

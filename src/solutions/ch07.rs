@@ -110,14 +110,15 @@ pub mod more_in_flight {
     use uring_book::bench::stats::{compare, Spread, Verdict};
     use uring_book::ex7_copy_bench::{copy_with, Cache, Method};
     use uring_book::ex7_linked_copy as copy;
+    use uring_book::usage;
 
     #[derive(clap::Args)]
     pub struct Args {
         /// Size of the file copied, in MiB
-        #[arg(long, default_value_t = 16)]
+        #[arg(long, default_value_t = 16, value_parser = usage::at_least_one::<u64>)]
         pub size_mib: u64,
         /// Timed runs of each setting in each cache state
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, default_value_t = 5, value_parser = usage::at_least_one::<usize>)]
         pub repeats: usize,
     }
 
